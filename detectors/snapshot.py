@@ -1,0 +1,62 @@
+"""A small binary container for detector and monitor snapshots.
+
+Layout: ``b"DSS1"``, a little-endian u32 length, that many bytes of JSON metadata, then
+the raw little-endian bytes of each array in the order the metadata lists them. Floats
+round-trip bit for bit (including ``inf`` and ``nan``, which JSON cannot carry), and
+reading never executes anything: snapshots come back from a Kafka topic, so no pickle.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+import orjson
+
+__all__ = ["SnapshotError", "pack", "unpack"]
+
+_MAGIC = b"DSS1"
+_DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8"), "u1": np.dtype("u1")}
+
+
+class SnapshotError(ValueError):
+    """A snapshot is truncated, from another format, or inconsistent."""
+
+
+def pack(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> bytes:
+    """Encode JSON-able ``meta`` and named arrays (float64, int64 or uint8)."""
+    specs = []
+    blobs = []
+    for name, arr in (arrays or {}).items():
+        kind = {"f": "f8", "i": "i8", "u": "u1", "b": "u1"}[arr.dtype.kind]
+        data = np.ascontiguousarray(arr, dtype=_DTYPES[kind])
+        specs.append([name, kind, list(data.shape)])
+        blobs.append(data.tobytes())
+    header = orjson.dumps({"meta": meta, "arrays": specs})
+    return b"".join([_MAGIC, struct.pack("<I", len(header)), header, *blobs])
+
+
+def unpack(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Decode what :func:`pack` wrote; raise :class:`SnapshotError` on anything else."""
+    if len(blob) < 8 or blob[:4] != _MAGIC:
+        raise SnapshotError("not a driftstream snapshot (bad magic)")
+    (hlen,) = struct.unpack_from("<I", blob, 4)
+    try:
+        header = orjson.loads(blob[8 : 8 + hlen])
+        meta, specs = header["meta"], header["arrays"]
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise SnapshotError(f"corrupt snapshot header: {exc}") from exc
+    arrays: dict[str, np.ndarray] = {}
+    offset = 8 + hlen
+    for name, kind, shape in specs:
+        dtype = _DTYPES[kind]
+        count = int(np.prod(shape)) if shape else 1
+        end = offset + count * dtype.itemsize
+        if end > len(blob):
+            raise SnapshotError(f"snapshot truncated in array {name!r}")
+        arrays[name] = np.frombuffer(blob, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
+        offset = end
+    if offset != len(blob):
+        raise SnapshotError("trailing bytes after the last array")
+    return meta, arrays

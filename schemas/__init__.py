@@ -1,0 +1,17 @@
+"""Contracts: JSON Schema files that document the events, and the codec that enforces them."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from .codec import MAX_EVENT_BYTES, PredictionEvent, Rejection, decode, encode_alert
+
+__all__ = ["MAX_EVENT_BYTES", "PredictionEvent", "Rejection", "decode", "encode_alert", "load_schema"]
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """One of ``prediction_event``, ``alert``, ``metrics`` as a dict."""
+    text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text()
+    return json.loads(text)  # type: ignore[no-any-return]

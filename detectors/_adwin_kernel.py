@@ -39,93 +39,16 @@ def levels_needed(width_after: float) -> int:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _insert(s, value, variance, level, st, counts, totals, variances, max_buckets):  # type: ignore[no-untyped-def]
-    c = counts[s, level]
-    totals[s, level, c] = value
-    variances[s, level, c] = variance
-    counts[s, level] = c + 1
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _compress_row(s, level, n_elements, counts, totals, variances):  # type: ignore[no-untyped-def]
-    cur = counts[s, level]
+def _compress_row(cnt, tot, var, level, n_elements):  # type: ignore[no-untyped-def]
+    cur = cnt[level]
     remaining = cur - n_elements
     for j in range(remaining):
-        totals[s, level, j] = totals[s, level, j + n_elements]
-        variances[s, level, j] = variances[s, level, j + n_elements]
+        tot[level, j] = tot[level, j + n_elements]
+        var[level, j] = var[level, j + n_elements]
     for j in range(max(remaining, 0), cur):
-        totals[s, level, j] = 0.0
-        variances[s, level, j] = 0.0
-    counts[s, level] = cur - n_elements
-
-
-@njit(cache=True, nogil=True)
-def _reset(s, st, counts, totals, variances):  # type: ignore[no-untyped-def]
-    for j in range(st.shape[1]):
-        st[s, j] = 0.0
-    st[s, N_LEVELS] = 1.0
-    for lv in range(counts.shape[1]):
-        counts[s, lv] = 0
-        for j in range(totals.shape[2]):
-            totals[s, lv, j] = 0.0
-            variances[s, lv, j] = 0.0
-
-
-@njit(cache=True, nogil=True)
-def _insert_element(s, value, st, counts, totals, variances, max_buckets):  # type: ignore[no-untyped-def]
-    _insert(s, value, 0.0, 0, st, counts, totals, variances, max_buckets)
-    st[s, N_BUCKETS] += 1.0
-    if st[s, N_BUCKETS] > st[s, MAX_N_BUCKETS]:
-        st[s, MAX_N_BUCKETS] = st[s, N_BUCKETS]
-    width = st[s, WIDTH] + 1.0
-    st[s, WIDTH] = width
-    incremental_variance = 0.0
-    if width > 1.0:
-        delta_v = value - st[s, TOTAL] / (width - 1.0)
-        incremental_variance = (width - 1.0) * delta_v * delta_v / width
-    st[s, VARIANCE] += incremental_variance
-    st[s, TOTAL] += value
-    # Merge the two oldest buckets of every full row into the next row.
-    idx = 0
-    while counts[s, idx] == max_buckets + 1:
-        n1 = float(1 << idx)
-        t0 = totals[s, idx, 0]
-        t1 = totals[s, idx, 1]
-        v0 = variances[s, idx, 0]
-        v1 = variances[s, idx, 1]
-        mu1 = t0 / n1
-        mu2 = t1 / n1
-        total12 = t0 + t1
-        temp = n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
-        v12 = v0 + v1 + temp
-        if idx + 1 >= int(st[s, N_LEVELS]):
-            st[s, N_LEVELS] += 1.0
-        _insert(s, total12, v12, idx + 1, st, counts, totals, variances, max_buckets)
-        st[s, N_BUCKETS] += 1.0
-        _compress_row(s, idx, 2, counts, totals, variances)
-        if counts[s, idx + 1] <= max_buckets:
-            break
-        idx += 1
-
-
-@njit(cache=True, nogil=True)
-def _delete_element(s, st, counts, totals, variances):  # type: ignore[no-untyped-def]
-    last = int(st[s, N_LEVELS]) - 1
-    n = float(1 << last)
-    u = totals[s, last, 0]
-    v = variances[s, last, 0]
-    mu = u / n
-    st[s, WIDTH] -= n
-    st[s, TOTAL] -= u
-    width = st[s, WIDTH]
-    mu_window = st[s, TOTAL] / width
-    inc = v + n * width * (mu - mu_window) * (mu - mu_window) / (n + width)
-    st[s, VARIANCE] -= inc
-    _compress_row(s, last, 1, counts, totals, variances)
-    st[s, N_BUCKETS] -= 1.0
-    if counts[s, last] == 0:
-        st[s, N_LEVELS] -= 1.0
-    return n
+        tot[level, j] = 0.0
+        var[level, j] = 0.0
+    cnt[level] = cur - n_elements
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -135,63 +58,6 @@ def _evaluate_cut(n0, n1, delta_mean, delta_prime, var_per_width, min_window):  
     m_recip = 1.0 / (n0 - min_window + 1.0) + 1.0 / (n1 - min_window + 1.0)
     epsilon = math.sqrt(2.0 * m_recip * var_per_width * delta_prime) + 2.0 / 3.0 * delta_prime * m_recip
     return abs(delta_mean) > epsilon
-
-
-@njit(cache=True, nogil=True)
-def _detect_change(s, st, counts, totals, variances, delta, clock, min_window, grace, cut):  # type: ignore[no-untyped-def]
-    """river's ``detect_change``; ``cut`` receives (n0, u0, n1, u1, width) of the first cut."""
-    change_detected = False
-    st[s, TICK] += 1.0
-    if (int(st[s, TICK]) % clock == 0) and (st[s, WIDTH] > grace):
-        reduce_width = True
-        while reduce_width:
-            reduce_width = False
-            exit_flag = False
-            n0 = 0.0
-            n1 = st[s, WIDTH]
-            u0 = 0.0
-            u1 = st[s, TOTAL]
-            deque_len = int(st[s, N_LEVELS])
-            width = st[s, WIDTH]
-            delta_prime = math.log(2.0 * math.log(width) / delta)
-            var_per_width = st[s, VARIANCE] / width
-            deleted = False
-            for idx in range(deque_len - 1, -1, -1):
-                if exit_flag or deleted:
-                    break
-                bucket_size = float(1 << idx)
-                cur = counts[s, idx]
-                for k in range(cur):
-                    n0 += bucket_size
-                    n1 -= bucket_size
-                    total_at = totals[s, idx, k]
-                    u0 += total_at
-                    u1 -= total_at
-                    if idx == 0 and k == cur - 1:
-                        exit_flag = True
-                        break
-                    delta_mean = (u0 / n0) - (u1 / n1)
-                    if (
-                        n1 >= min_window
-                        and n0 >= min_window
-                        and _evaluate_cut(n0, n1, delta_mean, delta_prime, var_per_width, min_window)
-                    ):
-                        reduce_width = True
-                        if not change_detected:
-                            cut[0] = n0
-                            cut[1] = u0
-                            cut[2] = n1
-                            cut[3] = u1
-                            cut[4] = st[s, WIDTH]
-                        change_detected = True
-                        if st[s, WIDTH] > 0.0:
-                            _delete_element(s, st, counts, totals, variances)
-                            deleted = True
-                            break
-    st[s, TOTAL_WIDTH] += st[s, WIDTH]
-    if change_detected:
-        st[s, N_DETECTIONS] += 1.0
-    return change_detected
 
 
 @njit(cache=True, nogil=True)
@@ -208,28 +74,179 @@ def adwin_update(
     max_buckets: int,
     det_pos: np.ndarray,
     det_cut: np.ndarray,
+    det_seg: np.ndarray,
 ) -> int:
     """Feed ``values[seg_start[k]:seg_end[k]]`` to series ``seg_series[k]`` for every k.
 
-    Writes each detection's value index and its first cut (n0, u0, n1, u1, width) into
-    ``det_pos``/``det_cut`` and returns how many there were.
+    NaN values are skipped (missing). Writes each detection's value index and its first
+    cut (n0, u0, n1, u1, width) into ``det_pos``/``det_cut``; returns how many there were.
+    The hot scalars of a series live in locals for the whole segment (the arrays may
+    alias, so the compiler would otherwise reload them on every value).
     """
     n_det = 0
-    cut = np.empty(5)
+    full = max_buckets + 1
     for k in range(seg_series.shape[0]):
         s = seg_series[k]
+        cnt = counts[s]
+        tot = totals[s]
+        var = variances[s]
         delta = params[s, P_DELTA]
         clock = int(params[s, P_CLOCK])
         min_window = params[s, P_MIN_WINDOW]
         grace = params[s, P_GRACE]
+        total = st[s, TOTAL]
+        variance = st[s, VARIANCE]
+        width = st[s, WIDTH]
+        total_width = st[s, TOTAL_WIDTH]
+        n_buckets = st[s, N_BUCKETS]
+        max_n_buckets = st[s, MAX_N_BUCKETS]
+        tick = st[s, TICK]
+        n_detections = st[s, N_DETECTIONS]
+        drift = st[s, DRIFT] != 0.0
+        n_levels = int(st[s, N_LEVELS])
+        phase = int(tick) % clock
+        # While every value in the window is exactly 0 (a missing indicator that never
+        # fired), each cut has delta_mean == 0 and cannot fire: the scan is skipped. This
+        # changes nothing but speed, so the flag is derived here rather than stored.
+        zeros_only = total == 0.0 and variance == 0.0
+        if zeros_only:
+            for lv in range(n_levels):
+                for j in range(cnt[lv]):
+                    if tot[lv, j] != 0.0:
+                        zeros_only = False
         for i in range(seg_start[k], seg_end[k]):
-            if st[s, DRIFT] != 0.0:
-                _reset(s, st, counts, totals, variances)
-            _insert_element(s, values[i], st, counts, totals, variances, max_buckets)
-            if _detect_change(s, st, counts, totals, variances, delta, clock, min_window, grace, cut):
-                st[s, DRIFT] = 1.0
+            value = values[i]
+            if value != value:
+                continue
+            if drift:
+                # river starts a fresh window on the update after a detection.
+                total = variance = width = total_width = 0.0
+                n_buckets = max_n_buckets = tick = n_detections = 0.0
+                drift = False
+                for lv in range(n_levels):
+                    cnt[lv] = 0
+                    for j in range(full):
+                        tot[lv, j] = 0.0
+                        var[lv, j] = 0.0
+                n_levels = 1
+                phase = 0
+                zeros_only = True
+            if value != 0.0:
+                zeros_only = False
+            # insert_element
+            c = cnt[0]
+            tot[0, c] = value
+            var[0, c] = 0.0
+            cnt[0] = c + 1
+            n_buckets += 1.0
+            max_n_buckets = max(max_n_buckets, n_buckets)
+            width += 1.0
+            incremental_variance = 0.0
+            if width > 1.0:
+                delta_v = value - total / (width - 1.0)
+                incremental_variance = (width - 1.0) * delta_v * delta_v / width
+            variance += incremental_variance
+            total += value
+            # compress_buckets
+            idx = 0
+            while cnt[idx] == full:
+                n1 = float(1 << idx)
+                t0 = tot[idx, 0]
+                t1 = tot[idx, 1]
+                mu1 = t0 / n1
+                mu2 = t1 / n1
+                total12 = t0 + t1
+                temp = n1 * 0.5 * (mu1 - mu2) * (mu1 - mu2)
+                v12 = var[idx, 0] + var[idx, 1] + temp
+                if idx + 1 >= n_levels:
+                    n_levels += 1
+                c = cnt[idx + 1]
+                tot[idx + 1, c] = total12
+                var[idx + 1, c] = v12
+                cnt[idx + 1] = c + 1
+                n_buckets += 1.0
+                _compress_row(cnt, tot, var, idx, 2)
+                if cnt[idx + 1] <= max_buckets:
+                    break
+                idx += 1
+            # detect_change
+            change_detected = False
+            tick += 1.0
+            phase += 1
+            if phase == clock:
+                phase = 0
+            if phase == 0 and width > grace and not zeros_only:
+                reduce_width = True
+                while reduce_width:
+                    reduce_width = False
+                    exit_flag = False
+                    n0 = 0.0
+                    n1 = width
+                    u0 = 0.0
+                    u1 = total
+                    delta_prime = math.log(2.0 * math.log(width) / delta)
+                    var_per_width = variance / width
+                    deleted = False
+                    for idx in range(n_levels - 1, -1, -1):
+                        if exit_flag or deleted:
+                            break
+                        bucket_size = float(1 << idx)
+                        cur = cnt[idx]
+                        for kk in range(cur):
+                            n0 += bucket_size
+                            n1 -= bucket_size
+                            total_at = tot[idx, kk]
+                            u0 += total_at
+                            u1 -= total_at
+                            if idx == 0 and kk == cur - 1:
+                                exit_flag = True
+                                break
+                            delta_mean = (u0 / n0) - (u1 / n1)
+                            if (
+                                n1 >= min_window
+                                and n0 >= min_window
+                                and _evaluate_cut(n0, n1, delta_mean, delta_prime, var_per_width, min_window)
+                            ):
+                                reduce_width = True
+                                if not change_detected:
+                                    det_cut[n_det, 0] = n0
+                                    det_cut[n_det, 1] = u0
+                                    det_cut[n_det, 2] = n1
+                                    det_cut[n_det, 3] = u1
+                                    det_cut[n_det, 4] = width
+                                change_detected = True
+                                if width > 0.0:
+                                    # delete_element: drop the oldest bucket
+                                    last = n_levels - 1
+                                    nb = float(1 << last)
+                                    u = tot[last, 0]
+                                    v = var[last, 0]
+                                    mu = u / nb
+                                    width -= nb
+                                    total -= u
+                                    mu_window = total / width
+                                    variance -= v + nb * width * (mu - mu_window) * (mu - mu_window) / (nb + width)
+                                    _compress_row(cnt, tot, var, last, 1)
+                                    n_buckets -= 1.0
+                                    if cnt[last] == 0:
+                                        n_levels -= 1
+                                    deleted = True
+                                    break
+            total_width += width
+            if change_detected:
+                n_detections += 1.0
+                drift = True
                 det_pos[n_det] = i
-                for j in range(5):
-                    det_cut[n_det, j] = cut[j]
+                det_seg[n_det] = k
                 n_det += 1
+        st[s, TOTAL] = total
+        st[s, VARIANCE] = variance
+        st[s, WIDTH] = width
+        st[s, TOTAL_WIDTH] = total_width
+        st[s, N_BUCKETS] = n_buckets
+        st[s, MAX_N_BUCKETS] = max_n_buckets
+        st[s, TICK] = tick
+        st[s, N_DETECTIONS] = n_detections
+        st[s, DRIFT] = 1.0 if drift else 0.0
+        st[s, N_LEVELS] = float(n_levels)
     return n_det

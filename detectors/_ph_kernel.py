@@ -42,11 +42,15 @@ def ph_update(
     det_dir: np.ndarray,
     det_stat: np.ndarray,
     det_mean: np.ndarray,
+    det_n: np.ndarray,
+    det_seg: np.ndarray,
 ) -> int:
     """Feed ``values[seg_start[k]:seg_end[k]]`` to series ``seg_series[k]`` for every k.
 
-    Writes each detection's value index, direction, test statistic and running mean into
-    the ``det_*`` arrays (capacity ``len(values)``) and returns how many there were.
+    NaN values are skipped (missing).
+    Writes each detection's value index, direction, test statistic, running mean and run
+    length (values since the last reset) into the ``det_*`` arrays (capacity
+    ``len(values)``) and returns how many there were.
     """
     n_det = 0
     for k in range(seg_series.shape[0]):
@@ -64,6 +68,9 @@ def ph_update(
         alpha = params[s, P_ALPHA]
         mode = int(params[s, P_MODE])
         for i in range(seg_start[k], seg_end[k]):
+            x = values[i]
+            if x != x:  # NaN: missing, not fed
+                continue
             if drift:
                 n = 0.0
                 mean = 0.0
@@ -72,16 +79,13 @@ def ph_update(
                 min_inc = np.inf
                 max_dec = -1.0
                 drift = False
-            x = values[i]
             n += 1.0
             mean += (1.0 / n) * (x - mean)
             dev = x - mean
             s_inc = alpha * s_inc + dev - delta
             s_dec = alpha * s_dec + dev + delta
-            if s_inc < min_inc:
-                min_inc = s_inc
-            if s_dec > max_dec:
-                max_dec = s_dec
+            min_inc = min(min_inc, s_inc)
+            max_dec = max(max_dec, s_dec)
             if n >= min_instances:
                 t_inc = s_inc - min_inc
                 t_dec = max_dec - s_dec
@@ -108,6 +112,8 @@ def ph_update(
                     else:
                         det_stat[n_det] = max(t_inc, t_dec)
                     det_mean[n_det] = mean
+                    det_n[n_det] = n
+                    det_seg[n_det] = k
                     n_det += 1
         state[s, N] = n
         state[s, MEAN] = mean

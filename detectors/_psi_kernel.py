@@ -58,6 +58,7 @@ def count_windows(
     out_series: np.ndarray,
     out_pos: np.ndarray,
     out_counts: np.ndarray,
+    out_seg: np.ndarray,
 ) -> int:
     """Add each bin to its series' open window; close windows that reach their size.
 
@@ -75,6 +76,7 @@ def count_windows(
             if filled[s] >= size:
                 out_series[n_out] = s
                 out_pos[n_out] = i
+                out_seg[n_out] = k
                 for b in range(n_bins):
                     out_counts[n_out, b] = counts[s, b]
                     counts[s, b] = 0

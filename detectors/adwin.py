@@ -17,10 +17,12 @@ __all__ = ["ADWIN", "ADWINDetections", "ADWINPool"]
 @dataclass(frozen=True, slots=True)
 class ADWINDetections:
     """Detections of one pool update: value index and the first cut that fired, as
-    (older sub-window size, its sum, newer sub-window size, its sum, window width)."""
+    (older sub-window size, its sum, newer sub-window size, its sum, window width), and
+    the segment it came from."""
 
     pos: np.ndarray
     cut: np.ndarray
+    segment: np.ndarray
 
     @property
     def mean_before(self) -> np.ndarray:
@@ -55,9 +57,7 @@ class ADWINPool:
     def levels(self) -> int:
         return int(self._counts.shape[1])
 
-    def add(
-        self, delta: float = 0.002, clock: int = 32, min_window_length: int = 5, grace_period: int = 10
-    ) -> int:
+    def add(self, delta: float = 0.002, clock: int = 32, min_window_length: int = 5, grace_period: int = 10) -> int:
         """Register a fresh detector; returns its series id."""
         if not 0.0 < delta < 1.0:
             raise ValueError(f"ADWIN delta must be in (0, 1), got {delta}")
@@ -96,11 +96,12 @@ class ADWINPool:
         n = len(seg)
         pos = np.empty(n, np.int64)
         cut = np.empty((n, 5))
+        segment = np.empty(n, np.int64)
         k = K.adwin_update(
             seg.values, seg.series, seg.start, seg.end, self._st, self._params,
-            self._counts, self._totals, self._variances, self.max_buckets, pos, cut,
+            self._counts, self._totals, self._variances, self.max_buckets, pos, cut, segment,
         )  # fmt: skip
-        return ADWINDetections(pos[:k], cut[:k])
+        return ADWINDetections(pos[:k], cut[:k], segment[:k])
 
     def drift_detected(self, sid: int) -> bool:
         return bool(self._st[sid, K.DRIFT])

@@ -18,13 +18,16 @@ _MODES = {"up": K.MODE_UP, "down": K.MODE_DOWN, "both": K.MODE_BOTH}
 
 @dataclass(frozen=True, slots=True)
 class PHDetections:
-    """Detections of one pool update: value index, direction (1 up, 2 down, 3 both),
-    the test statistic that crossed the threshold and the running mean at that point."""
+    """Detections of one pool update: value index, direction (1 up, 2 down, 3 both), the
+    test statistic that crossed the threshold, the running mean, the run length and the
+    segment it came from."""
 
     pos: np.ndarray
     direction: np.ndarray
     statistic: np.ndarray
     mean: np.ndarray
+    run: np.ndarray
+    segment: np.ndarray
 
 
 class PageHinkleyPool:
@@ -68,13 +71,19 @@ class PageHinkleyPool:
         direction = np.empty(n, np.int64)
         stat = np.empty(n)
         mean = np.empty(n)
+        run = np.empty(n)
+        segment = np.empty(n, np.int64)
         k = K.ph_update(
-            seg.values, seg.series, seg.start, seg.end, self._state, self._params, pos, direction, stat, mean
-        )
-        return PHDetections(pos[:k], direction[:k], stat[:k], mean[:k])
+            seg.values, seg.series, seg.start, seg.end, self._state, self._params,
+            pos, direction, stat, mean, run, segment,
+        )  # fmt: skip
+        return PHDetections(pos[:k], direction[:k], stat[:k], mean[:k], run[:k], segment[:k])
 
     def drift_detected(self, sid: int) -> bool:
         return bool(self._state[sid, K.DRIFT])
+
+    def threshold(self, sid: int) -> float:
+        return float(self._params[sid, K.P_THRESHOLD])
 
     def mean(self, sid: int) -> float:
         return float(self._state[sid, K.MEAN])
@@ -141,9 +150,7 @@ class PageHinkley:
         row = arrays["row"]
         p = row[K.STATE_WIDTH :]
         mode = {v: k for k, v in _MODES.items()}[int(p[K.P_MODE])]
-        det = cls(
-            int(p[K.P_MIN_INSTANCES]), float(p[K.P_DELTA]), float(p[K.P_THRESHOLD]), float(p[K.P_ALPHA]), mode
-        )
+        det = cls(int(p[K.P_MIN_INSTANCES]), float(p[K.P_DELTA]), float(p[K.P_THRESHOLD]), float(p[K.P_ALPHA]), mode)
         det._pool.set_state(0, row)
         return det
 

@@ -36,7 +36,8 @@ def psi(actual: np.ndarray, expected: np.ndarray, epsilon: float = PSI_EPSILON) 
 @dataclass(frozen=True, slots=True)
 class PSIWindows:
     """Windows closed by one update: series, index of the window's last value (in the
-    update's values), the window's ordinal in its series, PSI, per-bin terms and counts."""
+    update's values), the window's ordinal in its series, PSI, per-bin terms, counts and
+    the segment it closed in."""
 
     series: np.ndarray
     pos: np.ndarray
@@ -44,6 +45,7 @@ class PSIWindows:
     psi: np.ndarray
     contributions: np.ndarray
     counts: np.ndarray
+    segment: np.ndarray
 
     def __len__(self) -> int:
         return int(self.series.shape[0])
@@ -108,9 +110,10 @@ class PSIPool:
         out_series = np.empty(cap, np.int64)
         out_pos = np.empty(cap, np.int64)
         out_counts = np.empty((cap, self._counts.shape[1]), np.int64)
+        out_seg = np.empty(cap, np.int64)
         k = K.count_windows(
             seg.values, seg.series, seg.start, seg.end, self._counts, self._filled, self._window,
-            out_series, out_pos, out_counts,
+            out_series, out_pos, out_counts, out_seg,
         )  # fmt: skip
         series, pos, counts = out_series[:k], out_pos[:k], out_counts[:k]
         # Ordinal of each closed window in its series: running count per series.
@@ -120,7 +123,7 @@ class PSIPool:
             self._index[s] += 1
         actual = counts / self._window[series][:, None]
         value, contrib = psi(actual, self._ref[series], self.epsilon)
-        return PSIWindows(series, pos, index, value, contrib, counts)
+        return PSIWindows(series, pos, index, value, contrib, counts, out_seg[:k])
 
     def update_numeric(self, seg: Segments) -> PSIWindows:
         return self.update_codes(self.bin_numeric(seg))
@@ -169,7 +172,12 @@ class WindowedPSI:
 
     @classmethod
     def from_values(
-        cls, reference: Sequence[Any] | np.ndarray, *, categorical: bool = False, bins: int = 10, window: int = 1000
+        cls,
+        reference: Sequence[Any] | np.ndarray,
+        *,
+        categorical: bool = False,
+        bins: int = 10,
+        window: int = 1000,
     ) -> WindowedPSI:
         """Bins from reference values: quantile edges (numeric) or frequencies (categorical)."""
         profile = categorical_profile(reference) if categorical else numeric_profile(reference, bins)
@@ -190,7 +198,12 @@ class WindowedPSI:
         ]
 
     def snapshot(self) -> bytes:
-        meta = {"kind": "psi", "window": self.window, "epsilon": self.epsilon, "reference": self.reference.to_json()}
+        meta = {
+            "kind": "psi",
+            "window": self.window,
+            "epsilon": self.epsilon,
+            "reference": self.reference.to_json(),
+        }
         return pack(meta, self._pool.state_of(0))
 
     @classmethod

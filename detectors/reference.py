@@ -9,6 +9,7 @@ Missing values (null, NaN, infinities) are a bin of their own in both.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -61,7 +62,7 @@ class SignalProfile:
         e = self.edges
         if not e:
             return ["all", "missing"]
-        labels = [f"< {e[0]:.6g}"] + [f"[{lo:.6g}, {hi:.6g})" for lo, hi in zip(e, e[1:], strict=False)]
+        labels = [f"< {e[0]:.6g}"] + [f"[{lo:.6g}, {hi:.6g})" for lo, hi in itertools.pairwise(e)]
         return [*labels, f">= {e[-1]:.6g}", "missing"]
 
     def encode(self, values: Sequence[Any]) -> np.ndarray:
@@ -108,9 +109,11 @@ def _from_json_float(x: Any) -> float:
 
 def numeric_profile(values: np.ndarray | Sequence[float | None], bins: int = 10) -> SignalProfile:
     """Quantile bins of a numeric reference; NaN, infinities and None count as missing."""
-    arr = np.array([math.nan if v is None else v for v in values], dtype=np.float64) if not isinstance(
-        values, np.ndarray
-    ) else values.astype(np.float64, copy=False)
+    arr = (
+        np.array([math.nan if v is None else v for v in values], dtype=np.float64)
+        if not isinstance(values, np.ndarray)
+        else values.astype(np.float64, copy=False)
+    )
     finite = arr[np.isfinite(arr)]
     n_missing = int(arr.shape[0] - finite.shape[0])
     if finite.shape[0]:

@@ -55,7 +55,7 @@ def _is_number(v: Any) -> bool:
     return (type(v) is float or type(v) is int) and v is not True and v is not False
 
 
-def _opt_string(obj: dict[str, Any], name: str, *, min_len: int = 0) -> str | None | Rejection:
+def _opt_string(obj: dict[str, Any], name: str, *, min_len: int = 0) -> str | Rejection | None:
     v = obj.get(name)
     if v is None:
         if name in obj:
@@ -94,7 +94,9 @@ def _timestamp(v: Any, fallback_ms: int | None) -> int | Rejection:
     return Rejection("bad_type:ts", "ts must be epoch milliseconds or an RFC 3339 string")
 
 
-def decode(raw: bytes, fallback_ts_ms: int | None = None, max_bytes: int = MAX_EVENT_BYTES) -> PredictionEvent | Rejection:
+def decode(
+    raw: bytes, fallback_ts_ms: int | None = None, max_bytes: int = MAX_EVENT_BYTES
+) -> PredictionEvent | Rejection:
     """Decode one message value; never raises on bad input."""
     if raw is None:
         return Rejection("empty", "message has no value (tombstone)")

@@ -1,0 +1,676 @@
+"""The monitor bank: decoded events in, alerts and window summaries out.
+
+A batch is grouped by (model, stage, variant); each group becomes column arrays; the columns
+of every monitor are concatenated so that each detector pool is updated by exactly one
+compiled call per batch. No Python work per event per detector on this path.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .adwin import ADWINDetections, ADWINPool
+from .config import EngineConfig, MonitorSettings
+from .documents import alert_doc, resolved_doc, summary_doc
+from .feeds import Chunk, Feed, FeedResult
+from .monitor import Key, Monitor, Signal, missing_profile
+from .page_hinkley import PageHinkleyPool, PHDetections
+from .policy import AlertState, alert_id
+from .psi import PSIPool, PSIWindows
+from .reference import MonitorProfile, SignalProfile
+from .snapshot import SnapshotError, pack, unpack
+
+__all__ = ["BankOutput", "BankStats", "MonitorBank"]
+
+_NUMERIC_TYPES = frozenset((float, int, bool, type(None)))
+_PH_MODES = {"latency": "up"}
+
+
+@dataclass(slots=True)
+class BankOutput:
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BankStats:
+    """Counters for metrics endpoints; monotonic over the bank's life."""
+
+    events: int = 0
+    untracked_events: int = 0
+    untracked_keys: int = 0
+    series: int = 0
+    type_mismatches: int = 0
+    suppressed: int = 0
+    alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, severity, detector)
+
+
+def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
+    """Floats with NaN for missing (None, NaN, ±inf, strings); also the count of strings."""
+    if _NUMERIC_TYPES.issuperset(map(type, col)):
+        arr = np.array(col, dtype=np.float64)  # None → NaN
+        mismatches = 0
+    else:
+        arr = np.fromiter(
+            (v if type(v) in _NUMERIC_TYPES and v is not None else math.nan for v in col),
+            np.float64,
+            len(col),
+        )
+        mismatches = sum(1 for v in col if type(v) is str)
+    if not np.isfinite(arr).all():
+        arr[np.isinf(arr)] = np.nan
+    return arr, mismatches
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class MonitorBank:
+    """All monitors of one process, keyed by (model, stage, variant)."""
+
+    def __init__(self, config: EngineConfig | None = None, *, wall_clock_ms: Callable[[], int] = _now_ms) -> None:
+        self.config = config or EngineConfig()
+        self.monitors: dict[Key, Monitor] = {}
+        self.stats = BankStats()
+        self._wall = wall_clock_ms
+        self._adwin: dict[int, ADWINPool] = {}
+        self._adwin_owners: dict[int, list[tuple[Monitor, Signal]]] = {}
+        self._ph = PageHinkleyPool()
+        self._ph_owners: list[tuple[Monitor, Signal]] = []
+        self._psi: dict[float, PSIPool] = {}
+        self._psi_owners: dict[float, list[tuple[Monitor, Signal]]] = {}
+        self._profiles: dict[str, MonitorProfile] = {}
+        self._dirty: set[Key] = set()
+        self._untracked: set[Key] = set()
+
+    # ----------------------------------------------------------------- batches
+    def process(self, events: Sequence[Any]) -> BankOutput:
+        """Update every monitor with a batch of decoded events (in stream order)."""
+        n = len(events)
+        out = BankOutput()
+        if not n:
+            return out
+        self.stats.events += n
+        index: dict[Key, int] = {}
+        gids = np.fromiter((index.setdefault((e.model, e.stage, e.variant), len(index)) for e in events), np.int64, n)
+        if len(index) > 1:
+            order = np.argsort(gids, kind="stable")
+            evs = [events[i] for i in order.tolist()]
+        else:
+            evs = list(events)
+        bounds = np.zeros(len(index) + 1, np.int64)
+        np.cumsum(np.bincount(gids, minlength=len(index)), out=bounds[1:])
+        ts = np.fromiter((e.ts for e in evs), np.int64, n)
+        feeds = _BatchFeeds()
+        touched: list[tuple[Monitor, int]] = []
+        for g, key in enumerate(index):
+            a, b = int(bounds[g]), int(bounds[g + 1])
+            mon = self.monitors.get(key) or self._create(key)
+            if mon is None:
+                self.stats.untracked_events += b - a
+                continue
+            self._ingest(mon, evs[a:b], ts[a:b], feeds)
+            touched.append((mon, int(ts[b - 1])))
+            self._dirty.add(key)
+        self._run(feeds, out)
+        for mon, last_ts in touched:
+            self._resolve_quiet(mon, last_ts, out)
+            self._maybe_summary(mon, last_ts, out)
+        return out
+
+    def _create(self, key: Key) -> Monitor | None:
+        if key in self._untracked:
+            return None
+        if self.stats.series >= self.config.limits.max_series:
+            self._untracked.add(key)
+            self.stats.untracked_keys += 1
+            return None
+        mon = Monitor(key, self.config.settings_for(*key))
+        self.monitors[key] = mon
+        return mon
+
+    def _reference(self, settings: MonitorSettings) -> MonitorProfile | None:
+        if settings.reference is None:
+            return None
+        prof = self._profiles.get(settings.reference)
+        if prof is None:
+            prof = MonitorProfile.from_json(orjson.loads(Path(settings.reference).read_bytes()))
+            self._profiles[settings.reference] = prof
+        return prof
+
+    def _discover(self, mon: Monitor, evs: list[Any], feats: list[dict[str, Any]], at: int) -> None:
+        """Create signals for features, prediction and latency seen for the first time."""
+        sel = mon.settings.signals
+        for name in sorted(set().union(*feats)):
+            if f"feature:{name}" in mon.signals or name in sel.exclude:
+                continue
+            if sel.features is not None and name not in sel.features:
+                continue
+            kind = "categorical" if any(type(f.get(name)) is str for f in feats) else "numeric"
+            self._add_signal(mon, f"feature:{name}", "feature", name, kind, at)
+            if sel.missing:
+                self._add_signal(mon, f"missing:{name}", "missing", name, "numeric", at)
+        if sel.prediction and "prediction" not in mon.signals:
+            preds = [e.prediction for e in evs if e.prediction is not None]
+            if preds:
+                kind = "categorical" if any(type(v) is str for v in preds) else "numeric"
+                self._add_signal(mon, "prediction", "prediction", "", kind, at)
+        if sel.latency and "latency_ms" not in mon.signals and any(e.latency_ms is not None for e in evs):
+            self._add_signal(mon, "latency_ms", "latency", "", "numeric", at)
+        mon.layout = None
+
+    def _block(self, mon: Monitor, evs: list[Any], feats: list[dict[str, Any]], strict: bool) -> np.ndarray | None:
+        """Numeric sources of a group as one (sources, events) float block, NaN = missing.
+
+        Fast path: one ``itemgetter`` call per event and one conversion for the group;
+        non-numeric values fall back to a per-value scan (counted as type mismatches).
+        ``strict``: return None when a known feature is absent from an event (the caller
+        then looks for new features before building the block again).
+        """
+        lay = mon.layout
+        assert lay is not None
+        n = len(evs)
+        rows: list[np.ndarray] = []
+        if lay.numeric_features:
+            block = None
+            try:
+                got = [lay.getter(f) for f in feats] if lay.getter is not None else []
+                block = np.array(got, dtype=np.float64).reshape(n, -1).T
+            except KeyError:
+                if strict:
+                    return None
+            except (TypeError, ValueError):
+                block = None
+            if block is None:
+                cols = []
+                for name in lay.numeric_features:
+                    arr, mismatches = numeric_column([f.get(name) for f in feats])
+                    self.stats.type_mismatches += mismatches
+                    cols.append(arr)
+                block = np.vstack(cols)
+            rows.append(block)
+        for attr in lay.numeric_extras:
+            arr, mismatches = numeric_column([getattr(e, attr) for e in evs])
+            self.stats.type_mismatches += mismatches
+            rows.append(arr[None, :])
+        out = np.ascontiguousarray(np.vstack(rows)) if len(rows) > 1 else np.ascontiguousarray(rows[0])
+        if not np.isfinite(out).all():
+            out[np.isinf(out)] = np.nan
+        return out
+
+    def _ingest(self, mon: Monitor, evs: list[Any], ts: np.ndarray, feeds: _BatchFeeds) -> None:
+        n = len(evs)
+        p0 = mon.position
+        pos = np.arange(p0, p0 + n, dtype=np.int64)
+        mon.mark(p0, int(ts[0]))
+        if mon.summary_start_ts is None:
+            mon.summary_start_ts = int(ts[0])
+        mon.position += n
+        mon.version = evs[-1].version
+        feats = [e.features for e in evs]
+        lay = mon.layout
+        # Nothing new when every event has exactly the known features (checked by count
+        # here, by presence when the block is built); otherwise look for new signals.
+        if lay is None or sum(map(len, feats)) != lay.n_features * n or lay.needs_discovery(evs):
+            self._discover(mon, evs, feats, p0)
+            lay = mon.layout = _Layout.of(mon)
+        if lay.numeric_rows:
+            block = self._block(mon, evs, feats, strict=True)
+            if block is None:
+                self._discover(mon, evs, feats, p0)
+                lay = mon.layout = _Layout.of(mon)
+                block = self._block(mon, evs, feats, strict=False)
+            assert block is not None
+            k = block.shape[0]
+            num = Chunk(block.ravel(), np.tile(pos, k), np.tile(ts, k))
+            missing = np.isnan(block)
+            miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts)
+            counts = n - missing.sum(axis=1)
+            sums = np.where(missing, 0.0, block).sum(axis=1)
+            for sig, r in lay.numeric_rows:
+                sig.s_count += int(counts[r])
+                sig.s_missing += n - int(counts[r])
+                sig.s_sum += float(sums[r])
+                self._feed_numeric(mon, sig, num, r * n, n, feeds)
+                msig = lay.missing_of.get(sig.name)
+                if msig is not None:
+                    self._feed_numeric(mon, msig, miss, r * n, n, feeds)
+            if lay.latency_row is not None:
+                lat = block[lay.latency_row]
+                mon.latencies.extend(lat[~np.isnan(lat)].tolist())
+                del mon.latencies[:-4096]
+        for sig in lay.categorical:
+            col = [f.get(sig.source) for f in feats] if sig.role == "feature" else [e.prediction for e in evs]
+            absent = [v is None for v in col]
+            n_missing = sum(absent)
+            sig.s_count += n - n_missing
+            sig.s_missing += n_missing
+            self._feed_categorical(mon, sig, col, pos, ts, feeds)
+            msig = lay.missing_of.get(sig.name)
+            if msig is not None:
+                mchunk = Chunk(np.asarray(absent, dtype=np.float64), pos, ts)
+                self._feed_numeric(mon, msig, mchunk, 0, n, feeds)
+
+    def _warm(self, mon: Monitor, sig: Signal, values: Any, pos: np.ndarray, ts: np.ndarray) -> int:
+        """Buffer warm-up values; on the last one build the reference. Returns values used."""
+        take = min(mon.settings.warmup_events - sig.seen, len(values))
+        sig.warm_values.append(values[:take])
+        sig.warm_pos.append(pos[:take])
+        sig.warm_ts.append(ts[:take])
+        sig.seen += take
+        if sig.seen >= mon.settings.warmup_events:
+            ps = mon.settings.detectors.psi
+            sig.profile = sig.build_profile(ps.bins, ps.max_categories)
+            self._register(mon, sig)
+        return take
+
+    def _feed_numeric(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, n: int, feeds: _BatchFeeds) -> None:
+        start = 0
+        if not sig.active:
+            start = self._warm(mon, sig, chunk.values[lo : lo + n], chunk.pos[lo : lo + n], chunk.ts[lo : lo + n])
+            if not sig.active:
+                return
+            replay = Chunk(np.concatenate(sig.warm_values), np.concatenate(sig.warm_pos), np.concatenate(sig.warm_ts))
+            feeds.changepoints(mon, sig, replay, 0, replay.values.shape[0])
+            sig.warm_values, sig.warm_pos, sig.warm_ts = [], [], []
+        if start < n:
+            sig.seen += n - start
+            feeds.changepoints(mon, sig, chunk, lo + start, lo + n)
+            if sig.psi is not None:
+                feeds.psi_num.setdefault(sig.psi_pool, Feed()).add(sig.psi, chunk, lo + start, lo + n, (mon, sig))
+
+    def _feed_categorical(
+        self, mon: Monitor, sig: Signal, col: list[Any], pos: np.ndarray, ts: np.ndarray, feeds: _BatchFeeds
+    ) -> None:
+        start = 0
+        if not sig.active:
+            start = self._warm(mon, sig, col, pos, ts)
+            if sig.active:
+                sig.warm_values, sig.warm_pos, sig.warm_ts = [], [], []
+        if sig.active and start < len(col) and sig.psi is not None:
+            assert sig.profile is not None
+            sig.seen += len(col) - start
+            chunk = Chunk(sig.profile.encode(col[start:]), pos[start:], ts[start:])
+            feeds.psi_cat.setdefault(sig.psi_pool, Feed(np.int64)).add(sig.psi, chunk, 0, len(col) - start, (mon, sig))
+
+    def _add_signal(self, mon: Monitor, name: str, role: str, source: str, kind: str, at: int) -> None:
+        sig = Signal(name, role, source, kind, at)  # type: ignore[arg-type]
+        mon.signals[name] = sig
+        self.stats.series += 1
+        ref = self._reference(mon.settings)
+        if ref is not None:
+            prof = ref.signals.get(f"feature:{source}" if role == "missing" else name)
+            if prof is not None and role == "missing":
+                prof = missing_profile(prof)
+            if prof is not None and prof.kind == kind:
+                sig.profile = prof
+                sig.reference_source = ref.source
+                self._register(mon, sig)
+
+    def _register(self, mon: Monitor, sig: Signal) -> None:
+        """Give an active signal its detectors, as the settings ask for its role and kind."""
+        st = mon.settings
+        det = st.detectors
+        prof = sig.profile
+        assert prof is not None
+        std = prof.std if math.isfinite(prof.std) and prof.std > 0 else 1.0
+        if sig.kind == "numeric":
+            ad = st.missing_adwin if sig.role == "missing" else det.adwin
+            if ad.enabled and sig.role != "latency":
+                pool = self._adwin_pool(ad.max_buckets)
+                sig.adwin = pool.add(ad.delta, ad.clock, ad.min_window_length, ad.grace_period)
+                sig.adwin_pool = ad.max_buckets
+                self._adwin_owners[ad.max_buckets].append((mon, sig))
+            ph = st.latency_page_hinkley if sig.role == "latency" else det.page_hinkley
+            if ph.enabled and sig.role != "missing":
+                sig.ph = self._ph.add(ph.min_instances, ph.delta_sd * std, ph.threshold_sd * std, ph.alpha,
+                                      _PH_MODES.get(sig.role, "both"))  # fmt: skip
+                self._ph_owners.append((mon, sig))
+        if det.psi.enabled and sig.role in ("feature", "prediction"):
+            pool = self._psi_pool(det.psi.epsilon)
+            sig.psi = pool.add(prof, det.psi.window)
+            sig.psi_pool = det.psi.epsilon
+            self._psi_owners[det.psi.epsilon].append((mon, sig))
+
+    def _adwin_pool(self, max_buckets: int) -> ADWINPool:
+        if max_buckets not in self._adwin:
+            self._adwin[max_buckets] = ADWINPool(max_buckets)
+            self._adwin_owners[max_buckets] = []
+        return self._adwin[max_buckets]
+
+    def _psi_pool(self, epsilon: float) -> PSIPool:
+        if epsilon not in self._psi:
+            self._psi[epsilon] = PSIPool(epsilon)
+            self._psi_owners[epsilon] = []
+        return self._psi[epsilon]
+
+    # --------------------------------------------------------------- detection
+    def _run(self, feeds: _BatchFeeds, out: BankOutput) -> None:
+        for mb, feed in feeds.adwin.items():
+            if feed:
+                res = feed.build()
+                self._on_adwin(res, self._adwin[mb].update(res.seg), out)
+        if feeds.ph:
+            res = feeds.ph.build()
+            self._on_ph(res, self._ph.update(res.seg), out)
+        for eps, feed in feeds.psi_num.items():
+            if feed:
+                res = feed.build()
+                self._on_psi(res, self._psi[eps].update_numeric(res.seg), out)
+        for eps, feed in feeds.psi_cat.items():
+            if feed:
+                res = feed.build()
+                self._on_psi(res, self._psi[eps].update_codes(res.seg), out)
+
+    def _window(self, res: FeedResult, k: int, i: int, events: int, mon: Monitor) -> tuple[int, int, int, int, int]:
+        """(events, first_ts, last_ts, first_pos, last_pos) of the last ``events`` values up to i."""
+        j = i - events + 1
+        if j >= int(res.seg.start[k]):
+            first_pos, first_ts = int(res.pos[j]), int(res.ts[j])
+        else:
+            first_pos = max(int(res.pos[i]) - events + 1, 0)
+            first_ts = mon.ts_at(first_pos)
+        return events, first_ts, int(res.ts[i]), first_pos, int(res.pos[i])
+
+    def _change_point(
+        self, mon: Monitor, sig: Signal, detector: str, window: tuple[int, int, int, int, int], severity: str,
+        statistic: float, threshold: float, details: dict[str, Any], out: BankOutput,
+    ) -> None:  # fmt: skip
+        """Lifecycle of a change point: resolve a stale alert first, then fire or suppress."""
+        al = mon.settings.alerts
+        ts = window[2]
+        state = sig.alert_state(detector)
+        if state.change_point_resolves(ts, al.resolve_after_s * 1000):
+            self._emit_resolved(state, state.last_detection_ts + int(al.resolve_after_s * 1000), "quiet", out)
+        if not state.on_change_point(ts, al.cooldown_s * 1000):
+            self.stats.suppressed += 1
+            return
+        aid = alert_id(*mon.key, sig.name, detector, window[4])
+        doc = alert_doc(mon, sig, aid=aid, detector=detector, severity=severity, statistic=statistic,
+                        threshold=threshold, window=window, details=details, emitted_at=self._wall())  # fmt: skip
+        state.start(aid, severity, ts, doc)
+        self._emit(doc, out)
+
+    def _on_adwin(self, res: FeedResult, det: ADWINDetections, out: BankOutput) -> None:
+        if not det.pos.shape[0]:
+            return
+        owners = det.segment
+        before, after = det.mean_before, det.mean_after
+        for j, i in enumerate(det.pos.tolist()):
+            k = int(owners[j])
+            mon, sig = res.owners[k]
+            shift = abs(float(after[j] - before[j]))
+            std = sig.profile.std if sig.profile else math.nan
+            crit = shift >= mon.settings.alerts.critical_shift_sd * std if std > 0 else shift > 0
+            ad = mon.settings.missing_adwin if sig.role == "missing" else mon.settings.detectors.adwin
+            window = self._window(res, k, i, max(int(det.cut[j, 2]), 1), mon)
+            details = {
+                "mean_before": float(before[j]),
+                "mean_after": float(after[j]),
+                "window_width": int(det.cut[j, 4]),
+                "older_values": int(det.cut[j, 0]),
+                "newer_values": int(det.cut[j, 2]),
+                "reference_std": std if math.isfinite(std) else None,
+            }
+            severity = "critical" if crit else "warning"
+            self._change_point(mon, sig, "adwin", window, severity, shift, ad.delta, details, out)
+
+    def _on_ph(self, res: FeedResult, det: PHDetections, out: BankOutput) -> None:
+        if not det.pos.shape[0]:
+            return
+        owners = det.segment
+        for j, i in enumerate(det.pos.tolist()):
+            k = int(owners[j])
+            mon, sig = res.owners[k]
+            assert sig.ph is not None and sig.profile is not None
+            window = self._window(res, k, i, int(det.run[j]), mon)
+            details = {
+                "direction": {1: "up", 2: "down", 3: "both"}[int(det.direction[j])],
+                "running_mean": float(det.mean[j]),
+                "reference_mean": sig.profile.mean if math.isfinite(sig.profile.mean) else None,
+                "reference_std": sig.profile.std if math.isfinite(sig.profile.std) else None,
+            }
+            threshold = self._ph.threshold(sig.ph)
+            stat = float(det.statistic[j])
+            self._change_point(mon, sig, "page_hinkley", window, "warning", stat, threshold, details, out)
+
+    def _on_psi(self, res: FeedResult, win: PSIWindows, out: BankOutput) -> None:
+        owners = win.segment
+        for j, i in enumerate(win.pos.tolist()):
+            k = int(owners[j])
+            mon, sig = res.owners[k]
+            ps = mon.settings.detectors.psi
+            value = float(win.psi[j])
+            sig.s_psi = value
+            severity = "critical" if value >= ps.critical else "warning" if value >= ps.warning else None
+            window = self._window(res, k, i, ps.window, mon)
+            state = sig.alert_state("psi")
+            action = state.on_psi_window(severity, mon.settings.alerts.cooldown_s * 1000, window[2], ps.resolve_windows)
+            if action == "resolve":
+                self._emit_resolved(state, window[2], f"{ps.resolve_windows} windows below {ps.warning}", out)
+            elif action in ("fire", "escalate"):
+                prof = sig.profile
+                assert prof is not None and severity is not None
+                n_bins = prof.n_bins
+                details = {
+                    "window_index": int(win.index[j]),
+                    "bins": prof.bin_labels(),
+                    "contributions": [float(c) for c in win.contributions[j, :n_bins]],
+                    "actual": (win.counts[j, :n_bins] / ps.window).tolist(),
+                    "expected": list(prof.proportions),
+                }
+                aid = (
+                    state.firing_id if action == "escalate" else alert_id(*mon.key, sig.name, "psi", int(win.index[j]))
+                )
+                assert aid is not None
+                threshold = ps.critical if severity == "critical" else ps.warning
+                doc = alert_doc(
+                    mon, sig, aid=aid, detector="psi", severity=severity, statistic=value,
+                    threshold=threshold, window=window, details=details, emitted_at=self._wall(),
+                )  # fmt: skip
+                if action == "escalate":
+                    state.severity = severity
+                    state.firing_doc = doc
+                else:
+                    state.start(aid, severity, window[2], doc)
+                self._emit(doc, out)
+            elif severity is not None:
+                self.stats.suppressed += 1
+
+    def _resolve_quiet(self, mon: Monitor, last_ts: int, out: BankOutput) -> None:
+        ms = mon.settings.alerts.resolve_after_s * 1000
+        for sig in mon.signals.values():
+            for det, state in sig.alerts.items():
+                if det != "psi" and state.change_point_resolves(last_ts, ms):
+                    self._emit_resolved(state, state.last_detection_ts + int(ms), "quiet", out)
+
+    def _emit_resolved(self, state: AlertState, at_ts: int, reason: str, out: BankOutput) -> None:
+        firing = state.end()
+        if firing is not None:
+            self._emit(resolved_doc(firing, at_ts, reason, self._wall()), out)
+
+    def _emit(self, doc: dict[str, Any], out: BankOutput) -> None:
+        key = (doc["status"], doc["severity"], doc["detector"])
+        self.stats.alerts[key] = self.stats.alerts.get(key, 0) + 1
+        out.alerts.append(doc)
+
+    def _maybe_summary(self, mon: Monitor, last_ts: int, out: BankOutput) -> None:
+        if (
+            mon.summary_start_ts is None
+            or last_ts - mon.summary_start_ts < self.config.limits.metrics_interval_s * 1000
+        ):
+            return
+        out.summaries.append(summary_doc(mon, last_ts))
+        mon.summary_start_pos = mon.position
+        mon.summary_start_ts = last_ts
+        mon.latencies.clear()
+        for s in mon.signals.values():
+            s.reset_summary()
+
+    # --------------------------------------------------------------- snapshots
+    def take_dirty(self) -> set[Key]:
+        """Keys changed since the last call (what a checkpoint must write)."""
+        dirty, self._dirty = self._dirty, set()
+        return dirty
+
+    def snapshot(self, key: Key) -> bytes:
+        """Everything needed to continue this monitor elsewhere with identical detections."""
+        mon = self.monitors[key]
+        arrays: dict[str, np.ndarray] = {}
+        for i, s in enumerate(mon.signals.values()):
+            if s.adwin is not None:
+                for name, arr in self._adwin[s.adwin_pool].state_of(s.adwin).items():
+                    arrays[f"{i}.adwin.{name}"] = arr
+            if s.ph is not None:
+                arrays[f"{i}.ph"] = self._ph.state_of(s.ph)
+            if s.psi is not None:
+                arrays[f"{i}.psi.eps"] = np.array([s.psi_pool])
+                for name, arr in self._psi[s.psi_pool].state_of(s.psi).items():
+                    arrays[f"{i}.psi.{name}"] = arr
+            if s.warm_pos:
+                arrays[f"{i}.warm_pos"] = np.concatenate(s.warm_pos)
+                arrays[f"{i}.warm_ts"] = np.concatenate(s.warm_ts)
+                if s.kind == "numeric":
+                    arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
+        arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
+        return pack(mon.to_meta(), arrays)
+
+    def restore(self, blob: bytes) -> Key:
+        """Load a monitor from :meth:`snapshot`, replacing any monitor with that key."""
+        meta, arrays = unpack(blob)
+        key: Key = tuple(meta["key"])  # type: ignore[assignment]
+        if key in self.monitors:
+            raise SnapshotError(f"monitor {key} already exists in this bank")
+        mon = Monitor(key, self.config.settings_for(*key), position=int(meta["position"]), version=meta["version"])
+        mon.marks_pos.extend(meta["marks"][0])
+        mon.marks_ts.extend(meta["marks"][1])
+        mon.summary_start_pos, mon.summary_start_ts = meta["summary"]
+        mon.latencies = arrays["latencies"].tolist()
+        for i, sm in enumerate(meta["signals"]):
+            sig = Signal(sm["name"], sm["role"], sm["source"], sm["kind"], sm["started_at"], sm["seen"])
+            sig.reference_source = sm["reference_source"]
+            sig.alerts = {k: AlertState.from_json(v) for k, v in sm["alerts"].items()}
+            sig.s_count, sig.s_missing, sig.s_sum, sig.s_psi = sm["summary"]
+            if sm["profile"] is not None:
+                sig.profile = SignalProfile.from_json(sm["profile"])
+            if f"{i}.warm_pos" in arrays:
+                sig.warm_pos = [arrays[f"{i}.warm_pos"]]
+                sig.warm_ts = [arrays[f"{i}.warm_ts"]]
+                sig.warm_values = [arrays[f"{i}.warm_values"]] if sig.kind == "numeric" else [sm["warm_values"]]
+            if f"{i}.adwin.st" in arrays:
+                mb = arrays[f"{i}.adwin.totals"].shape[1] - 1
+                pool = self._adwin_pool(mb)
+                sig.adwin, sig.adwin_pool = pool.add(), mb
+                pool.set_state(
+                    sig.adwin,
+                    {n: arrays[f"{i}.adwin.{n}"] for n in ("st", "params", "counts", "totals", "variances")},
+                )
+                self._adwin_owners[mb].append((mon, sig))
+            if f"{i}.ph" in arrays:
+                sig.ph = self._ph.add()
+                self._ph.set_state(sig.ph, arrays[f"{i}.ph"])
+                self._ph_owners.append((mon, sig))
+            if f"{i}.psi.counts" in arrays and sig.profile is not None:
+                eps = float(arrays[f"{i}.psi.eps"][0])
+                psi_pool = self._psi_pool(eps)
+                sig.psi = psi_pool.add(sig.profile, int(arrays[f"{i}.psi.scalars"][1]))
+                sig.psi_pool = eps
+                psi_pool.set_state(
+                    sig.psi, {"counts": arrays[f"{i}.psi.counts"], "scalars": arrays[f"{i}.psi.scalars"]}
+                )
+                self._psi_owners[eps].append((mon, sig))
+            mon.signals[sig.name] = sig
+            self.stats.series += 1
+        self.monitors[key] = mon
+        return key
+
+    def nbytes(self) -> int:
+        """Bytes held by the detector pools (numpy state), excluding Python objects."""
+        total = 0
+        for pool in self._adwin.values():
+            total += len(pool) * pool.nbytes_per_series()
+        total += len(self._ph) * self._ph.nbytes_per_series()
+        for psi_pool in self._psi.values():
+            total += len(psi_pool) * psi_pool.nbytes_per_series()
+        return total
+
+
+class _BatchFeeds:
+    """What one batch sends to each pool."""
+
+    def __init__(self) -> None:
+        self.adwin: dict[int, Feed] = {}
+        self.ph = Feed()
+        self.psi_num: dict[float, Feed] = {}
+        self.psi_cat: dict[float, Feed] = {}
+
+    def changepoints(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, hi: int) -> None:
+        """ADWIN and Page-Hinkley input (the kernels skip NaN)."""
+        if sig.adwin is not None:
+            self.adwin.setdefault(sig.adwin_pool, Feed()).add(sig.adwin, chunk, lo, hi, (mon, sig))
+        if sig.ph is not None:
+            self.ph.add(sig.ph, chunk, lo, hi, (mon, sig))
+
+
+@dataclass(slots=True)
+class _Layout:
+    """How a monitor's signals map onto a group's numeric block; rebuilt when signals change."""
+
+    n_features: int
+    numeric_features: tuple[str, ...]
+    getter: Callable[[dict[str, Any]], Any] | None
+    numeric_extras: tuple[str, ...]
+    numeric_rows: list[tuple[Signal, int]]
+    latency_row: int | None
+    categorical: list[Signal]
+    missing_of: dict[str, Signal]
+    categorical_features: tuple[str, ...]
+    watch_prediction: bool
+    watch_latency: bool
+
+    @classmethod
+    def of(cls, mon: Monitor) -> _Layout:
+        sigs = mon.signals
+        num_feats = tuple(s.source for s in sigs.values() if s.role == "feature" and s.kind == "numeric")
+        extras = []
+        rows = [(sigs[f"feature:{f}"], i) for i, f in enumerate(num_feats)]
+        latency_row = None
+        pred = sigs.get("prediction")
+        if pred is not None and pred.kind == "numeric":
+            rows.append((pred, len(num_feats) + len(extras)))
+            extras.append("prediction")
+        if "latency_ms" in sigs:
+            latency_row = len(num_feats) + len(extras)
+            rows.append((sigs["latency_ms"], latency_row))
+            extras.append("latency_ms")
+        getter = operator.itemgetter(*num_feats) if num_feats else None
+        cat = [s for s in sigs.values() if s.kind == "categorical" and s.role in ("feature", "prediction")]
+        missing_of = {f"feature:{s.source}": s for s in sigs.values() if s.role == "missing"}
+        n_features = sum(1 for s in sigs.values() if s.role == "feature")
+        cat_feats = tuple(s.source for s in cat if s.role == "feature")
+        sel = mon.settings.signals
+        return cls(
+            n_features, num_feats, getter, tuple(extras), rows, latency_row, cat, missing_of, cat_feats,
+            watch_prediction=sel.prediction and pred is None, watch_latency=sel.latency and latency_row is None,
+        )  # fmt: skip
+
+    def needs_discovery(self, evs: list[Any]) -> bool:
+        """True when an event may carry something new: a known categorical feature absent
+        while an unknown one takes its place (same count), or a first prediction or latency.
+        Absent numeric features show up as a KeyError when the block is built."""
+        for name in self.categorical_features:
+            if any(name not in e.features for e in evs):
+                return True
+        if self.watch_prediction and any(e.prediction is not None for e in evs):
+            return True
+        return self.watch_latency and any(e.latency_ms is not None for e in evs)

@@ -1,0 +1,195 @@
+"""Engine configuration: which signals and detectors each (model, stage) gets, validated up front.
+
+Defaults are chosen for a false-alarm budget, not copied from river: on stationary data the
+default monitor raises at most one false alert per signal per million events (see
+``tests/test_statistical.py``). Page-Hinkley's ``delta`` and ``threshold`` are given in units
+of the signal's reference standard deviation, so one default fits cents and millions alike.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "ConfigError",
+    "ADWINSettings",
+    "PageHinkleySettings",
+    "PSISettings",
+    "MonitorSettings",
+    "EngineConfig",
+    "load_yaml",
+    "format_validation_error",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or value is wrong; the message names the key and what is allowed."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ADWINSettings(_Strict):
+    enabled: bool = True
+    delta: float = Field(1e-5, gt=0, lt=1, description="Significance; smaller = fewer false alarms.")
+    clock: int = Field(32, ge=1)
+    max_buckets: int = Field(5, ge=2)
+    min_window_length: int = Field(5, ge=1)
+    grace_period: int = Field(10, ge=0)
+
+
+class PageHinkleySettings(_Strict):
+    enabled: bool = True
+    min_instances: int = Field(30, ge=1)
+    delta_sd: float = Field(0.25, ge=0, description="Tolerated drift per value, in reference std units.")
+    threshold_sd: float = Field(50.0, gt=0, description="Detection threshold, in reference std units.")
+    alpha: float = Field(1 - 0.0001, gt=0, le=1)
+
+
+class PSISettings(_Strict):
+    enabled: bool = True
+    bins: int = Field(10, ge=2, le=100)
+    window: int = Field(1000, ge=10, description="Tumbling window, in values.")
+    warning: float = Field(0.1, gt=0)
+    critical: float = Field(0.25, gt=0)
+    epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    resolve_windows: int = Field(3, ge=1, description="Consecutive windows below warning that resolve an alert.")
+    max_categories: int = Field(50, ge=1)
+
+
+class DetectorSettings(_Strict):
+    adwin: ADWINSettings = ADWINSettings()
+    page_hinkley: PageHinkleySettings = PageHinkleySettings()
+    psi: PSISettings = PSISettings()
+
+
+class SignalSettings(_Strict):
+    features: list[str] | None = Field(None, description="Feature names to monitor; null = all discovered.")
+    exclude: list[str] = []
+    missing: bool = True
+    prediction: bool = True
+    latency: bool = True
+
+
+class AlertSettings(_Strict):
+    cooldown_s: float = Field(300.0, ge=0, description="Min event time between two firings of one signal+detector.")
+    resolve_after_s: float = Field(300.0, ge=0, description="ADWIN/Page-Hinkley: quiet event time that resolves.")
+    critical_shift_sd: float = Field(1.0, gt=0, description="ADWIN mean shift (reference std units) that is critical.")
+
+
+class MonitorSettings(_Strict):
+    warmup_events: int = Field(10_000, ge=100, description="Events per signal that form the reference.")
+    reference: str | None = Field(None, description="Profile JSON from `driftstream reference build`.")
+    signals: SignalSettings = SignalSettings()
+    detectors: DetectorSettings = DetectorSettings()
+    missing_adwin: ADWINSettings = ADWINSettings()
+    latency_page_hinkley: PageHinkleySettings = PageHinkleySettings()
+    alerts: AlertSettings = AlertSettings()
+
+
+class MonitorRule(MonitorSettings):
+    """Overrides for the (model, stage, variant) that match its glob patterns."""
+
+    model: str = "*"
+    stage: str = "*"
+    variant: str = "*"
+
+
+class LimitSettings(_Strict):
+    max_series: int = Field(100_000, ge=1, description="Cap on tracked (key, signal) pairs.")
+    metrics_interval_s: float = Field(10.0, gt=0, description="Event time between window summaries.")
+
+
+class EngineConfig(_Strict):
+    defaults: MonitorSettings = MonitorSettings()
+    monitors: list[dict[str, Any]] = []
+    limits: LimitSettings = LimitSettings()
+
+    @cached_property
+    def rules(self) -> list[MonitorRule]:
+        """Each ``monitors`` entry merged over the defaults and validated."""
+        rules = []
+        for i, raw in enumerate(self.monitors):
+            merged = _deep_merge(self.defaults.model_dump(), raw)
+            try:
+                rules.append(MonitorRule.model_validate(merged))
+            except ValidationError as exc:
+                raise ConfigError(format_validation_error(exc, prefix=f"monitors[{i}]")) from None
+        return rules
+
+    def settings_for(self, model: str, stage: str, variant: str) -> MonitorSettings:
+        """The last matching rule wins; no rule: the defaults."""
+        for rule in reversed(self.rules):
+            if (
+                fnmatch.fnmatchcase(model, rule.model)
+                and fnmatch.fnmatchcase(stage, rule.stage)
+                and fnmatch.fnmatchcase(variant, rule.variant)
+            ):
+                return rule
+        return self.defaults
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> EngineConfig:
+        try:
+            config = cls.model_validate(dict(data))
+        except ValidationError as exc:
+            raise ConfigError(format_validation_error(exc)) from None
+        _ = config.rules  # validate the per-monitor rules now, not on the first event
+        return config
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, Mapping) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: the dotted key, what is wrong, and what is allowed."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
+        key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+            allowed = _allowed_keys(exc.title, err["loc"])
+            if allowed:
+                msg += f" (allowed: {', '.join(allowed)})"
+        lines.append(f"config key {key!r}: {msg}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)
+
+
+def _allowed_keys(title: str, loc: tuple[Any, ...]) -> list[str]:
+    models: dict[str, type[BaseModel]] = {"EngineConfig": EngineConfig, "MonitorRule": MonitorRule}
+    model: Any = models.get(title)
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        ann = field.annotation if field else None
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return sorted(model.model_fields) if model is not None else []
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; errors say which file and why."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping at the top level, not {type(data).__name__}")
+    return data

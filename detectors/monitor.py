@@ -1,0 +1,133 @@
+"""One monitor per (model, stage, variant): its signals, their references and detector handles.
+
+The detectors themselves live in the bank's pools (one row per signal); a monitor holds the
+row ids, the warm-up buffers and the alert lifecycle, and knows how to snapshot all of it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from .config import MonitorSettings
+from .policy import AlertState
+from .reference import SignalProfile, categorical_profile, numeric_profile
+
+__all__ = ["Key", "Monitor", "Signal"]
+
+Key = tuple[str, str, str]
+Role = Literal["feature", "missing", "prediction", "latency"]
+_MARKS = 2048
+
+
+@dataclass(slots=True)
+class Signal:
+    """One monitored series of a monitor, e.g. ``feature:amount`` or ``missing:amount``."""
+
+    name: str
+    role: Role
+    source: str
+    kind: Literal["numeric", "categorical"]
+    started_at: int
+    seen: int = 0
+    profile: SignalProfile | None = None
+    reference_source: str = "warmup"
+    warm_values: list[Any] = field(default_factory=list)
+    warm_pos: list[np.ndarray] = field(default_factory=list)
+    warm_ts: list[np.ndarray] = field(default_factory=list)
+    adwin: int | None = None
+    adwin_pool: int = 0  # max_buckets of the ADWIN pool holding the row
+    ph: int | None = None
+    psi: int | None = None
+    psi_pool: float = 0.0  # epsilon of the PSI pool holding the row
+    alerts: dict[str, AlertState] = field(default_factory=dict)
+    # Summary accumulators since the last window summary.
+    s_count: int = 0
+    s_missing: int = 0
+    s_sum: float = 0.0
+    s_psi: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.profile is not None
+
+    def build_profile(self, bins: int, max_categories: int) -> SignalProfile:
+        """The reference from the warm-up buffer; the buffer is kept for the caller to replay."""
+        if self.kind == "numeric":
+            return numeric_profile(np.concatenate(self.warm_values) if self.warm_values else np.empty(0), bins)
+        return categorical_profile([v for chunk in self.warm_values for v in chunk], max_categories)
+
+    def alert_state(self, detector: str) -> AlertState:
+        st = self.alerts.get(detector)
+        if st is None:
+            st = self.alerts[detector] = AlertState()
+        return st
+
+    def reset_summary(self) -> None:
+        self.s_count = self.s_missing = 0
+        self.s_sum = 0.0
+        self.s_psi = None
+
+
+def missing_profile(feature: SignalProfile) -> SignalProfile:
+    """Reference of a missing indicator (0/1), derived from its feature's reference."""
+    p = feature.missing_rate
+    return SignalProfile("numeric", (1.0 - p, p, 0.0), feature.count, edges=(1.0,), mean=p, std=math.sqrt(p * (1 - p)))
+
+
+@dataclass(slots=True)
+class Monitor:
+    """State of one (model, stage, variant)."""
+
+    key: Key
+    settings: MonitorSettings
+    position: int = 0
+    version: str | None = None
+    signals: dict[str, Signal] = field(default_factory=dict)
+    marks_pos: deque[int] = field(default_factory=lambda: deque(maxlen=_MARKS))
+    marks_ts: deque[int] = field(default_factory=lambda: deque(maxlen=_MARKS))
+    summary_start_pos: int = 0
+    summary_start_ts: int | None = None
+    latencies: list[float] = field(default_factory=list)
+    layout: Any = None  # the bank's cached mapping of signals to block rows
+
+    def mark(self, position: int, ts: int) -> None:
+        """Remember the event time at a batch start, to date window starts later."""
+        self.marks_pos.append(position)
+        self.marks_ts.append(ts)
+
+    def ts_at(self, position: int) -> int:
+        """Event time at or just before ``position`` (exact at batch starts)."""
+        i = bisect.bisect_right(self.marks_pos, position) - 1
+        return self.marks_ts[max(i, 0)] if self.marks_ts else 0
+
+    def to_meta(self) -> dict[str, Any]:
+        """JSON-able part of a snapshot (detector rows are packed by the bank)."""
+        return {
+            "key": list(self.key),
+            "position": self.position,
+            "version": self.version,
+            "marks": [list(self.marks_pos), list(self.marks_ts)],
+            "summary": [self.summary_start_pos, self.summary_start_ts],
+            "signals": [
+                {
+                    "name": s.name,
+                    "role": s.role,
+                    "source": s.source,
+                    "kind": s.kind,
+                    "started_at": s.started_at,
+                    "seen": s.seen,
+                    "profile": s.profile.to_json() if s.profile else None,
+                    "reference_source": s.reference_source,
+                    "alerts": {k: v.to_json() for k, v in s.alerts.items()},
+                    "warm_values": ([v for chunk in s.warm_values for v in chunk] if s.kind == "categorical" else None),
+                    "summary": [s.s_count, s.s_missing, s.s_sum, s.s_psi],
+                }
+                for s in self.signals.values()
+            ],
+        }

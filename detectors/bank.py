@@ -71,6 +71,14 @@ def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
     return arr, mismatches
 
 
+def _kind_of(values: list[Any]) -> str:
+    """Categorical when strings are the majority of the non-null values: a numeric feature
+    with an occasional "n/a" stays numeric (the strings count as missing)."""
+    strings = sum(1 for v in values if type(v) is str)
+    others = sum(1 for v in values if v is not None and type(v) is not str)
+    return "categorical" if strings > others else "numeric"
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -156,14 +164,14 @@ class MonitorBank:
                 continue
             if sel.features is not None and name not in sel.features:
                 continue
-            kind = "categorical" if any(type(f.get(name)) is str for f in feats) else "numeric"
+            kind = _kind_of([f.get(name) for f in feats])
             self._add_signal(mon, f"feature:{name}", "feature", name, kind, at)
             if sel.missing:
                 self._add_signal(mon, f"missing:{name}", "missing", name, "numeric", at)
         if sel.prediction and "prediction" not in mon.signals:
             preds = [e.prediction for e in evs if e.prediction is not None]
             if preds:
-                kind = "categorical" if any(type(v) is str for v in preds) else "numeric"
+                kind = _kind_of(preds)
                 self._add_signal(mon, "prediction", "prediction", "", kind, at)
         if sel.latency and "latency_ms" not in mon.signals and any(e.latency_ms is not None for e in evs):
             self._add_signal(mon, "latency_ms", "latency", "", "numeric", at)
@@ -212,7 +220,7 @@ class MonitorBank:
         n = len(evs)
         p0 = mon.position
         pos = np.arange(p0, p0 + n, dtype=np.int64)
-        mon.mark(p0, int(ts[0]))
+        mon.mark(pos, ts)
         if mon.summary_start_ts is None:
             mon.summary_start_ts = int(ts[0])
         mon.position += n
@@ -372,15 +380,15 @@ class MonitorBank:
                 res = feed.build()
                 self._on_psi(res, self._psi[eps].update_codes(res.seg), out)
 
-    def _window(self, res: FeedResult, k: int, i: int, events: int, mon: Monitor) -> tuple[int, int, int, int, int]:
-        """(events, first_ts, last_ts, first_pos, last_pos) of the last ``events`` values up to i."""
-        j = i - events + 1
-        if j >= int(res.seg.start[k]):
-            first_pos, first_ts = int(res.pos[j]), int(res.ts[j])
-        else:
-            first_pos = max(int(res.pos[i]) - events + 1, 0)
-            first_ts = mon.ts_at(first_pos)
-        return events, first_ts, int(res.ts[i]), first_pos, int(res.pos[i])
+    def _window(self, res: FeedResult, i: int, events: int, mon: Monitor) -> tuple[int, int, int, int, int]:
+        """(events, first_ts, last_ts, first_pos, last_pos) of the window ending at value ``i``.
+
+        The start is derived the same way whatever the batching (replays give equal alerts):
+        ``last_pos - events + 1`` and the event time marked at or before it.
+        """
+        last_pos = int(res.pos[i])
+        first_pos = max(last_pos - events + 1, 0)
+        return events, mon.ts_at(first_pos), int(res.ts[i]), first_pos, last_pos
 
     def _change_point(
         self, mon: Monitor, sig: Signal, detector: str, window: tuple[int, int, int, int, int], severity: str,
@@ -413,7 +421,7 @@ class MonitorBank:
             std = sig.profile.std if sig.profile else math.nan
             crit = shift >= mon.settings.alerts.critical_shift_sd * std if std > 0 else shift > 0
             ad = mon.settings.missing_adwin if sig.role == "missing" else mon.settings.detectors.adwin
-            window = self._window(res, k, i, max(int(det.cut[j, 2]), 1), mon)
+            window = self._window(res, i, max(int(det.cut[j, 2]), 1), mon)
             details = {
                 "mean_before": float(before[j]),
                 "mean_after": float(after[j]),
@@ -433,7 +441,7 @@ class MonitorBank:
             k = int(owners[j])
             mon, sig = res.owners[k]
             assert sig.ph is not None and sig.profile is not None
-            window = self._window(res, k, i, int(det.run[j]), mon)
+            window = self._window(res, i, int(det.run[j]), mon)
             details = {
                 "direction": {1: "up", 2: "down", 3: "both"}[int(det.direction[j])],
                 "running_mean": float(det.mean[j]),
@@ -453,7 +461,7 @@ class MonitorBank:
             value = float(win.psi[j])
             sig.s_psi = value
             severity = "critical" if value >= ps.critical else "warning" if value >= ps.warning else None
-            window = self._window(res, k, i, ps.window, mon)
+            window = self._window(res, i, ps.window, mon)
             state = sig.alert_state("psi")
             action = state.on_psi_window(severity, mon.settings.alerts.cooldown_s * 1000, window[2], ps.resolve_windows)
             if action == "resolve":

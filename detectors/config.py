@@ -51,7 +51,10 @@ class PageHinkleySettings(_Strict):
     min_instances: int = Field(30, ge=1)
     delta_sd: float = Field(0.25, ge=0, description="Tolerated drift per value, in reference std units.")
     threshold_sd: float = Field(50.0, gt=0, description="Detection threshold, in reference std units.")
-    alpha: float = Field(1 - 0.0001, gt=0, le=1)
+    # river's 1 - 1e-4 turns the sum into a stationary AR(1) process with std ~71 sigma whose
+    # distance to its all-time minimum crosses any threshold near 50 sigma: false alarms
+    # every ~20k values. Without fading the test is the classic CUSUM.
+    alpha: float = Field(1.0, gt=0, le=1, description="Fading factor of the sums; 1 = none.")
 
 
 class PSISettings(_Strict):

@@ -23,6 +23,7 @@ __all__ = ["Key", "Monitor", "Signal"]
 Key = tuple[str, str, str]
 Role = Literal["feature", "missing", "prediction", "latency"]
 _MARKS = 2048
+MARK_STRIDE = 64
 
 
 @dataclass(slots=True)
@@ -96,13 +97,15 @@ class Monitor:
     latencies: list[float] = field(default_factory=list)
     layout: Any = None  # the bank's cached mapping of signals to block rows
 
-    def mark(self, position: int, ts: int) -> None:
-        """Remember the event time at a batch start, to date window starts later."""
-        self.marks_pos.append(position)
-        self.marks_ts.append(ts)
+    def mark(self, pos: np.ndarray, ts: np.ndarray) -> None:
+        """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
+        that lie before the current batch. Fixed positions, so batching changes nothing."""
+        first = (-int(pos[0])) % MARK_STRIDE
+        self.marks_pos.extend(pos[first::MARK_STRIDE].tolist())
+        self.marks_ts.extend(ts[first::MARK_STRIDE].tolist())
 
     def ts_at(self, position: int) -> int:
-        """Event time at or just before ``position`` (exact at batch starts)."""
+        """Event time at the last marked position at or before ``position``."""
         i = bisect.bisect_right(self.marks_pos, position) - 1
         return self.marks_ts[max(i, 0)] if self.marks_ts else 0
 

@@ -551,6 +551,7 @@ class MonitorBank:
                 if s.kind == "numeric":
                     arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
         arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
+        arrays["marks"] = mon.marks
         return pack(mon.to_meta(), arrays)
 
     def restore(self, blob: bytes) -> Key:
@@ -560,8 +561,7 @@ class MonitorBank:
         if key in self.monitors:
             raise SnapshotError(f"monitor {key} already exists in this bank")
         mon = Monitor(key, self.config.settings_for(*key), position=int(meta["position"]), version=meta["version"])
-        mon.marks_pos.extend(meta["marks"][0])
-        mon.marks_ts.extend(meta["marks"][1])
+        mon.marks = arrays["marks"]
         mon.summary_start_pos, mon.summary_start_ts = meta["summary"]
         mon.latencies = arrays["latencies"].tolist()
         for i, sm in enumerate(meta["signals"]):

@@ -6,9 +6,7 @@ row ids, the warm-up buffers and the alert lifecycle, and knows how to snapshot 
 
 from __future__ import annotations
 
-import bisect
 import math
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +20,7 @@ __all__ = ["Key", "Monitor", "Signal"]
 
 Key = tuple[str, str, str]
 Role = Literal["feature", "missing", "prediction", "latency"]
-_MARKS = 2048
+_MARKS = 1024
 MARK_STRIDE = 64
 
 
@@ -90,8 +88,8 @@ class Monitor:
     position: int = 0
     version: str | None = None
     signals: dict[str, Signal] = field(default_factory=dict)
-    marks_pos: deque[int] = field(default_factory=lambda: deque(maxlen=_MARKS))
-    marks_ts: deque[int] = field(default_factory=lambda: deque(maxlen=_MARKS))
+    # Ring of (position, event time) at every MARK_STRIDE-th position: 16 KB per monitor.
+    marks: np.ndarray = field(default_factory=lambda: np.full((_MARKS, 2), -1, np.int64))
     summary_start_pos: int = 0
     summary_start_ts: int | None = None
     latencies: list[float] = field(default_factory=list)
@@ -101,13 +99,24 @@ class Monitor:
         """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
         that lie before the current batch. Fixed positions, so batching changes nothing."""
         first = (-int(pos[0])) % MARK_STRIDE
-        self.marks_pos.extend(pos[first::MARK_STRIDE].tolist())
-        self.marks_ts.extend(ts[first::MARK_STRIDE].tolist())
+        p = pos[first::MARK_STRIDE]
+        if p.shape[0]:
+            slots = (p // MARK_STRIDE) % _MARKS
+            self.marks[slots, 0] = p
+            self.marks[slots, 1] = ts[first::MARK_STRIDE]
 
     def ts_at(self, position: int) -> int:
-        """Event time at the last marked position at or before ``position``."""
-        i = bisect.bisect_right(self.marks_pos, position) - 1
-        return self.marks_ts[max(i, 0)] if self.marks_ts else 0
+        """Event time at the last marked position at or before ``position`` (the oldest kept
+        mark when the position is older than the ring: 64 k events)."""
+        slot = (position // MARK_STRIDE) % _MARKS
+        if self.marks[slot, 0] == position - position % MARK_STRIDE:
+            return int(self.marks[slot, 1])
+        kept = self.marks[self.marks[:, 0] >= 0]
+        if not kept.shape[0]:
+            return 0
+        older = kept[kept[:, 0] <= position]
+        row = older[older[:, 0].argmax()] if older.shape[0] else kept[kept[:, 0].argmin()]
+        return int(row[1])
 
     def to_meta(self) -> dict[str, Any]:
         """JSON-able part of a snapshot (detector rows are packed by the bank)."""
@@ -115,7 +124,6 @@ class Monitor:
             "key": list(self.key),
             "position": self.position,
             "version": self.version,
-            "marks": [list(self.marks_pos), list(self.marks_ts)],
             "summary": [self.summary_start_pos, self.summary_start_ts],
             "signals": [
                 {

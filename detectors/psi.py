@@ -96,25 +96,35 @@ class PSIPool:
         self.profiles.append(profile)
         return sid
 
-    def bin_numeric(self, seg: Segments) -> Segments:
-        """Bin codes of numeric values (NaN → missing bin), in the same segments."""
-        bins = np.empty(len(seg), np.int64)
-        K.bin_numeric(seg.values, seg.series, seg.start, seg.end, self._edges, self._n_edges, bins)
-        return Segments(bins, seg.series, seg.start, seg.end)
-
-    def update_codes(self, seg: Segments) -> PSIWindows:
-        """Count bin codes into open windows; score the windows that close."""
+    def _out(self, seg: Segments) -> tuple[np.ndarray, ...]:
         n = len(seg)
         cap = n // max(int(self._window[: len(self)].min(initial=1)), 1) + seg.series.shape[0] + 1
         cap = min(cap, n + 1)
-        out_series = np.empty(cap, np.int64)
-        out_pos = np.empty(cap, np.int64)
-        out_counts = np.empty((cap, self._counts.shape[1]), np.int64)
-        out_seg = np.empty(cap, np.int64)
-        k = K.count_windows(
-            seg.values, seg.series, seg.start, seg.end, self._counts, self._filled, self._window,
-            out_series, out_pos, out_counts, out_seg,
+        return (
+            np.empty(cap, np.int64),
+            np.empty(cap, np.int64),
+            np.empty((cap, self._counts.shape[1]), np.int64),
+            np.empty(cap, np.int64),
+        )
+
+    def update_codes(self, seg: Segments) -> PSIWindows:
+        """Count bin codes into open windows; score the windows that close."""
+        out = self._out(seg)
+        k = K.count_windows(seg.values, seg.series, seg.start, seg.end, self._counts, self._filled, self._window, *out)
+        return self._score(k, *out)
+
+    def update_numeric(self, seg: Segments) -> PSIWindows:
+        """Bin numeric values (NaN and infinities → missing), count them, score closed windows."""
+        out = self._out(seg)
+        k = K.count_numeric_windows(
+            seg.values, seg.series, seg.start, seg.end, self._edges, self._n_edges,
+            self._counts, self._filled, self._window, *out,
         )  # fmt: skip
+        return self._score(k, *out)
+
+    def _score(
+        self, k: int, out_series: np.ndarray, out_pos: np.ndarray, out_counts: np.ndarray, out_seg: np.ndarray
+    ) -> PSIWindows:
         series, pos, counts = out_series[:k], out_pos[:k], out_counts[:k]
         # Ordinal of each closed window in its series: running count per series.
         index = np.empty(k, np.int64)
@@ -124,9 +134,6 @@ class PSIPool:
         actual = counts / self._window[series][:, None]
         value, contrib = psi(actual, self._ref[series], self.epsilon)
         return PSIWindows(series, pos, index, value, contrib, counts, out_seg[:k])
-
-    def update_numeric(self, seg: Segments) -> PSIWindows:
-        return self.update_codes(self.bin_numeric(seg))
 
     def windows_closed(self, sid: int) -> int:
         return int(self._index[sid])
@@ -189,8 +196,10 @@ class WindowedPSI:
             codes = self.reference.encode(list(values))
             res = self._pool.update_codes(Segments.single(codes, dtype=np.int64))
         else:
-            arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
-            arr[~np.isfinite(arr)] = np.nan
+            if isinstance(values, np.ndarray):
+                arr = np.ascontiguousarray(values, dtype=np.float64)
+            else:
+                arr = np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
             res = self._pool.update_numeric(Segments.single(arr))
         return [
             PSIWindow(int(p), int(i), float(v), tuple(c.tolist()))

@@ -26,11 +26,11 @@ class ADWINDetections:
 
     @property
     def mean_before(self) -> np.ndarray:
-        return self.cut[:, 1] / self.cut[:, 0]
+        return np.asarray(self.cut[:, 1] / self.cut[:, 0])
 
     @property
     def mean_after(self) -> np.ndarray:
-        return self.cut[:, 3] / self.cut[:, 2]
+        return np.asarray(self.cut[:, 3] / self.cut[:, 2])
 
 
 class ADWINPool:

@@ -345,8 +345,8 @@ class MonitorBank:
                                       _PH_MODES.get(sig.role, "both"))  # fmt: skip
                 self._ph_owners.append((mon, sig))
         if det.psi.enabled and sig.role in ("feature", "prediction"):
-            pool = self._psi_pool(det.psi.epsilon)
-            sig.psi = pool.add(prof, det.psi.window)
+            psi_pool = self._psi_pool(det.psi.epsilon)
+            sig.psi = psi_pool.add(prof, det.psi.window)
             sig.psi_pool = det.psi.epsilon
             self._psi_owners[det.psi.epsilon].append((mon, sig))
 
@@ -403,7 +403,8 @@ class MonitorBank:
         if not state.on_change_point(ts, al.cooldown_s * 1000):
             self.stats.suppressed += 1
             return
-        aid = alert_id(*mon.key, sig.name, detector, window[4])
+        model, stage, variant = mon.key
+        aid = alert_id(model, stage, variant, sig.name, detector, window[4])
         doc = alert_doc(mon, sig, aid=aid, detector=detector, severity=severity, statistic=statistic,
                         threshold=threshold, window=window, details=details, emitted_at=self._wall())  # fmt: skip
         state.start(aid, severity, ts, doc)
@@ -477,8 +478,10 @@ class MonitorBank:
                     "actual": (win.counts[j, :n_bins] / ps.window).tolist(),
                     "expected": list(prof.proportions),
                 }
+                model, stage, variant = mon.key
+                where = int(win.index[j])
                 aid = (
-                    state.firing_id if action == "escalate" else alert_id(*mon.key, sig.name, "psi", int(win.index[j]))
+                    state.firing_id if action == "escalate" else alert_id(model, stage, variant, sig.name, "psi", where)
                 )
                 assert aid is not None
                 threshold = ps.critical if severity == "critical" else ps.warning
@@ -557,7 +560,8 @@ class MonitorBank:
     def restore(self, blob: bytes) -> Key:
         """Load a monitor from :meth:`snapshot`, replacing any monitor with that key."""
         meta, arrays = unpack(blob)
-        key: Key = tuple(meta["key"])  # type: ignore[assignment]
+        model, stage, variant = (str(k) for k in meta["key"])
+        key: Key = (model, stage, variant)
         if key in self.monitors:
             raise SnapshotError(f"monitor {key} already exists in this bank")
         mon = Monitor(key, self.config.settings_for(*key), position=int(meta["position"]), version=meta["version"])
@@ -650,7 +654,7 @@ class _Layout:
     def of(cls, mon: Monitor) -> _Layout:
         sigs = mon.signals
         num_feats = tuple(s.source for s in sigs.values() if s.role == "feature" and s.kind == "numeric")
-        extras = []
+        extras: list[str] = []
         rows = [(sigs[f"feature:{f}"], i) for i, f in enumerate(num_feats)]
         latency_row = None
         pred = sigs.get("prediction")

@@ -67,7 +67,7 @@ class Feed:
         return bool(self.series)
 
     def build(self) -> FeedResult:
-        values = np.concatenate([c.values for c in self._chunks]).astype(self.dtype, copy=False)
+        values: np.ndarray = np.concatenate([c.values for c in self._chunks]).astype(self.dtype, copy=False)
         seg = Segments(
             np.ascontiguousarray(values),
             np.asarray(self.series, dtype=np.int64),

@@ -21,7 +21,7 @@ class Segments:
 
     @classmethod
     def single(cls, values: Sequence[float] | np.ndarray, series: int = 0, dtype: type = np.float64) -> Segments:
-        arr = np.ascontiguousarray(values, dtype=dtype)
+        arr: np.ndarray = np.ascontiguousarray(values, dtype=dtype)
         return cls(
             arr,
             np.array([series], dtype=np.int64),
@@ -34,7 +34,7 @@ class Segments:
         """Join per-series arrays; ``series[k]`` owns ``parts[k]``."""
         lengths = np.fromiter((len(p) for p in parts), dtype=np.int64, count=len(parts))
         end = np.cumsum(lengths)
-        values = np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
+        values: np.ndarray = np.concatenate(parts).astype(dtype, copy=False) if parts else np.empty(0, dtype)
         return cls(
             np.ascontiguousarray(values),
             np.asarray(series, dtype=np.int64),

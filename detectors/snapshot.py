@@ -17,7 +17,7 @@ import orjson
 __all__ = ["SnapshotError", "pack", "unpack"]
 
 _MAGIC = b"DSS1"
-_DTYPES = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8"), "u1": np.dtype("u1")}
+_DTYPES: dict[str, np.dtype[Any]] = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8"), "u1": np.dtype("u1")}
 
 
 class SnapshotError(ValueError):

@@ -71,7 +71,7 @@ def _opt_string(obj: dict[str, Any], name: str, *, min_len: int = 0) -> str | Re
 def _scalar(obj: dict[str, Any], name: str) -> FeatureValue | Rejection:
     v = obj.get(name)
     if v is None or type(v) in (float, int, str, bool):
-        return v  # type: ignore[no-any-return]
+        return v
     return Rejection(f"bad_type:{name}", f"{name} must be a number, string, boolean or null")
 
 
@@ -152,6 +152,7 @@ def decode(
     if latency is not None or "latency_ms" in obj:
         if not _is_number(latency):
             return Rejection("bad_type:latency_ms", "latency_ms must be a number")
+        assert latency is not None
         if not latency >= 0:
             return Rejection("bad_value:latency_ms", "latency_ms must be >= 0")
     if "schema_version" in obj and not (_is_number(obj["schema_version"]) and obj["schema_version"] == 1):

@@ -1,0 +1,86 @@
+"""The ``driftstream`` command."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+
+import orjson
+
+__all__ = ["main"]
+
+
+def _broker(args: argparse.Namespace) -> int:
+    from .broker import BrokerError, EmbeddedBroker  # noqa: PLC0415  (keep `--help` fast)
+
+    try:
+        broker = EmbeddedBroker(port=args.port, host=args.host).start()
+    except BrokerError as exc:
+        print(f"driftstream broker: {exc}", file=sys.stderr)
+        return 1
+    print(f"embedded Kafka broker (Tansu, in-memory) ready in {broker.startup_seconds:.2f} s")
+    print(f"bootstrap: {broker.bootstrap}", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    except KeyboardInterrupt:
+        pass
+    finally:
+        broker.stop()
+    print("broker stopped")
+    return 0
+
+
+def _reference_build(args: argparse.Namespace) -> int:
+    from .reference_build import build_profile  # noqa: PLC0415
+
+    try:
+        profile = build_profile(Path(args.input), model=args.model, stage=args.stage, bins=args.bins,
+                                max_categories=args.max_categories)  # fmt: skip
+    except (OSError, ValueError) as exc:
+        print(f"driftstream reference build: {exc}", file=sys.stderr)
+        return 1
+    out = Path(args.output)
+    out.write_bytes(orjson.dumps(profile.to_json(), option=orjson.OPT_INDENT_2))
+    print(f"wrote {out}: {profile.size} rows, {len(profile.signals)} signals ({', '.join(sorted(profile.signals))})")
+    return 0
+
+
+def _smoke(args: argparse.Namespace) -> int:
+    from .smoke import run_smoke  # noqa: PLC0415
+
+    return run_smoke(args.bootstrap, events=args.events)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="driftstream", description="Streaming drift detection on Kafka.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) until Ctrl-C")
+    b.add_argument("--port", type=int, default=9092)
+    b.add_argument("--host", default="127.0.0.1")
+    b.set_defaults(func=_broker)
+
+    ref = sub.add_parser("reference", help="reference profiles")
+    ref_sub = ref.add_subparsers(dest="reference_command", required=True)
+    rb = ref_sub.add_parser("build", help="training data (CSV, JSONL, Parquet) -> profile JSON")
+    rb.add_argument("input")
+    rb.add_argument("-o", "--output", required=True)
+    rb.add_argument("--model", help="with event-shaped rows: keep only this model")
+    rb.add_argument("--stage", help="with event-shaped rows: keep only this stage")
+    rb.add_argument("--bins", type=int, default=10)
+    rb.add_argument("--max-categories", type=int, default=50)
+    rb.set_defaults(func=_reference_build)
+
+    s = sub.add_parser("smoke", help="publish a drift scenario to Kafka, consume it, show the alerts")
+    s.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    s.add_argument("--events", type=int, default=48_000)
+    s.set_defaults(func=_smoke)
+
+    args = ap.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -8,7 +8,6 @@ compiled call per batch. No Python work per event per detector on this path.
 from __future__ import annotations
 
 import math
-import operator
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 import orjson
 
 from .adwin import ADWINDetections, ADWINPool
+from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
@@ -31,7 +31,6 @@ from .snapshot import SnapshotError, pack, unpack
 
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
-_NUMERIC_TYPES = frozenset((float, int, bool, type(None)))
 _PH_MODES = {"latency": "up"}
 
 
@@ -54,31 +53,6 @@ class BankStats:
     alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, severity, detector)
 
 
-def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
-    """Floats with NaN for missing (None, NaN, ±inf, strings); also the count of strings."""
-    if _NUMERIC_TYPES.issuperset(map(type, col)):
-        arr = np.array(col, dtype=np.float64)  # None → NaN
-        mismatches = 0
-    else:
-        arr = np.fromiter(
-            (v if type(v) in _NUMERIC_TYPES and v is not None else math.nan for v in col),
-            np.float64,
-            len(col),
-        )
-        mismatches = sum(1 for v in col if type(v) is str)
-    if not np.isfinite(arr).all():
-        arr[np.isinf(arr)] = np.nan
-    return arr, mismatches
-
-
-def _kind_of(values: list[Any]) -> str:
-    """Categorical when strings are the majority of the non-null values: a numeric feature
-    with an occasional "n/a" stays numeric (the strings count as missing)."""
-    strings = sum(1 for v in values if type(v) is str)
-    others = sum(1 for v in values if v is not None and type(v) is not str)
-    return "categorical" if strings > others else "numeric"
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -92,11 +66,8 @@ class MonitorBank:
         self.stats = BankStats()
         self._wall = wall_clock_ms
         self._adwin: dict[int, ADWINPool] = {}
-        self._adwin_owners: dict[int, list[tuple[Monitor, Signal]]] = {}
         self._ph = PageHinkleyPool()
-        self._ph_owners: list[tuple[Monitor, Signal]] = []
         self._psi: dict[float, PSIPool] = {}
-        self._psi_owners: dict[float, list[tuple[Monitor, Signal]]] = {}
         self._profiles: dict[str, MonitorProfile] = {}
         self._dirty: set[Key] = set()
         self._untracked: set[Key] = set()
@@ -119,7 +90,7 @@ class MonitorBank:
         bounds = np.zeros(len(index) + 1, np.int64)
         np.cumsum(np.bincount(gids, minlength=len(index)), out=bounds[1:])
         ts = np.fromiter((e.ts for e in evs), np.int64, n)
-        feeds = _BatchFeeds()
+        feeds = BatchFeeds()
         touched: list[tuple[Monitor, int]] = []
         for g, key in enumerate(index):
             a, b = int(bounds[g]), int(bounds[g + 1])
@@ -164,14 +135,14 @@ class MonitorBank:
                 continue
             if sel.features is not None and name not in sel.features:
                 continue
-            kind = _kind_of([f.get(name) for f in feats])
+            kind = kind_of([f.get(name) for f in feats])
             self._add_signal(mon, f"feature:{name}", "feature", name, kind, at)
             if sel.missing:
                 self._add_signal(mon, f"missing:{name}", "missing", name, "numeric", at)
         if sel.prediction and "prediction" not in mon.signals:
             preds = [e.prediction for e in evs if e.prediction is not None]
             if preds:
-                kind = _kind_of(preds)
+                kind = kind_of(preds)
                 self._add_signal(mon, "prediction", "prediction", "", kind, at)
         if sel.latency and "latency_ms" not in mon.signals and any(e.latency_ms is not None for e in evs):
             self._add_signal(mon, "latency_ms", "latency", "", "numeric", at)
@@ -216,7 +187,7 @@ class MonitorBank:
             out[np.isinf(out)] = np.nan
         return out
 
-    def _ingest(self, mon: Monitor, evs: list[Any], ts: np.ndarray, feeds: _BatchFeeds) -> None:
+    def _ingest(self, mon: Monitor, evs: list[Any], ts: np.ndarray, feeds: BatchFeeds) -> None:
         n = len(evs)
         p0 = mon.position
         pos = np.arange(p0, p0 + n, dtype=np.int64)
@@ -231,12 +202,12 @@ class MonitorBank:
         # here, by presence when the block is built); otherwise look for new signals.
         if lay is None or sum(map(len, feats)) != lay.n_features * n or lay.needs_discovery(evs):
             self._discover(mon, evs, feats, p0)
-            lay = mon.layout = _Layout.of(mon)
+            lay = mon.layout = Layout.of(mon)
         if lay.numeric_rows:
             block = self._block(mon, evs, feats, strict=True)
             if block is None:
                 self._discover(mon, evs, feats, p0)
-                lay = mon.layout = _Layout.of(mon)
+                lay = mon.layout = Layout.of(mon)
                 block = self._block(mon, evs, feats, strict=False)
             assert block is not None
             k = block.shape[0]
@@ -282,7 +253,7 @@ class MonitorBank:
             self._register(mon, sig)
         return take
 
-    def _feed_numeric(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, n: int, feeds: _BatchFeeds) -> None:
+    def _feed_numeric(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, n: int, feeds: BatchFeeds) -> None:
         start = 0
         if not sig.active:
             start = self._warm(mon, sig, chunk.values[lo : lo + n], chunk.pos[lo : lo + n], chunk.ts[lo : lo + n])
@@ -298,7 +269,7 @@ class MonitorBank:
                 feeds.psi_num.setdefault(sig.psi_pool, Feed()).add(sig.psi, chunk, lo + start, lo + n, (mon, sig))
 
     def _feed_categorical(
-        self, mon: Monitor, sig: Signal, col: list[Any], pos: np.ndarray, ts: np.ndarray, feeds: _BatchFeeds
+        self, mon: Monitor, sig: Signal, col: list[Any], pos: np.ndarray, ts: np.ndarray, feeds: BatchFeeds
     ) -> None:
         start = 0
         if not sig.active:
@@ -338,32 +309,27 @@ class MonitorBank:
                 pool = self._adwin_pool(ad.max_buckets)
                 sig.adwin = pool.add(ad.delta, ad.clock, ad.min_window_length, ad.grace_period)
                 sig.adwin_pool = ad.max_buckets
-                self._adwin_owners[ad.max_buckets].append((mon, sig))
             ph = st.latency_page_hinkley if sig.role == "latency" else det.page_hinkley
             if ph.enabled and sig.role != "missing":
                 sig.ph = self._ph.add(ph.min_instances, ph.delta_sd * std, ph.threshold_sd * std, ph.alpha,
                                       _PH_MODES.get(sig.role, "both"))  # fmt: skip
-                self._ph_owners.append((mon, sig))
         if det.psi.enabled and sig.role in ("feature", "prediction"):
             psi_pool = self._psi_pool(det.psi.epsilon)
             sig.psi = psi_pool.add(prof, det.psi.window)
             sig.psi_pool = det.psi.epsilon
-            self._psi_owners[det.psi.epsilon].append((mon, sig))
 
     def _adwin_pool(self, max_buckets: int) -> ADWINPool:
         if max_buckets not in self._adwin:
             self._adwin[max_buckets] = ADWINPool(max_buckets)
-            self._adwin_owners[max_buckets] = []
         return self._adwin[max_buckets]
 
     def _psi_pool(self, epsilon: float) -> PSIPool:
         if epsilon not in self._psi:
             self._psi[epsilon] = PSIPool(epsilon)
-            self._psi_owners[epsilon] = []
         return self._psi[epsilon]
 
     # --------------------------------------------------------------- detection
-    def _run(self, feeds: _BatchFeeds, out: BankOutput) -> None:
+    def _run(self, feeds: BatchFeeds, out: BankOutput) -> None:
         for mb, feed in feeds.adwin.items():
             if feed:
                 res = feed.build()
@@ -587,11 +553,9 @@ class MonitorBank:
                     sig.adwin,
                     {n: arrays[f"{i}.adwin.{n}"] for n in ("st", "params", "counts", "totals", "variances")},
                 )
-                self._adwin_owners[mb].append((mon, sig))
             if f"{i}.ph" in arrays:
                 sig.ph = self._ph.add()
                 self._ph.set_state(sig.ph, arrays[f"{i}.ph"])
-                self._ph_owners.append((mon, sig))
             if f"{i}.psi.counts" in arrays and sig.profile is not None:
                 eps = float(arrays[f"{i}.psi.eps"][0])
                 psi_pool = self._psi_pool(eps)
@@ -600,7 +564,6 @@ class MonitorBank:
                 psi_pool.set_state(
                     sig.psi, {"counts": arrays[f"{i}.psi.counts"], "scalars": arrays[f"{i}.psi.scalars"]}
                 )
-                self._psi_owners[eps].append((mon, sig))
             mon.signals[sig.name] = sig
             self.stats.series += 1
         self.monitors[key] = mon
@@ -615,74 +578,3 @@ class MonitorBank:
         for psi_pool in self._psi.values():
             total += len(psi_pool) * psi_pool.nbytes_per_series()
         return total
-
-
-class _BatchFeeds:
-    """What one batch sends to each pool."""
-
-    def __init__(self) -> None:
-        self.adwin: dict[int, Feed] = {}
-        self.ph = Feed()
-        self.psi_num: dict[float, Feed] = {}
-        self.psi_cat: dict[float, Feed] = {}
-
-    def changepoints(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, hi: int) -> None:
-        """ADWIN and Page-Hinkley input (the kernels skip NaN)."""
-        if sig.adwin is not None:
-            self.adwin.setdefault(sig.adwin_pool, Feed()).add(sig.adwin, chunk, lo, hi, (mon, sig))
-        if sig.ph is not None:
-            self.ph.add(sig.ph, chunk, lo, hi, (mon, sig))
-
-
-@dataclass(slots=True)
-class _Layout:
-    """How a monitor's signals map onto a group's numeric block; rebuilt when signals change."""
-
-    n_features: int
-    numeric_features: tuple[str, ...]
-    getter: Callable[[dict[str, Any]], Any] | None
-    numeric_extras: tuple[str, ...]
-    numeric_rows: list[tuple[Signal, int]]
-    latency_row: int | None
-    categorical: list[Signal]
-    missing_of: dict[str, Signal]
-    categorical_features: tuple[str, ...]
-    watch_prediction: bool
-    watch_latency: bool
-
-    @classmethod
-    def of(cls, mon: Monitor) -> _Layout:
-        sigs = mon.signals
-        num_feats = tuple(s.source for s in sigs.values() if s.role == "feature" and s.kind == "numeric")
-        extras: list[str] = []
-        rows = [(sigs[f"feature:{f}"], i) for i, f in enumerate(num_feats)]
-        latency_row = None
-        pred = sigs.get("prediction")
-        if pred is not None and pred.kind == "numeric":
-            rows.append((pred, len(num_feats) + len(extras)))
-            extras.append("prediction")
-        if "latency_ms" in sigs:
-            latency_row = len(num_feats) + len(extras)
-            rows.append((sigs["latency_ms"], latency_row))
-            extras.append("latency_ms")
-        getter = operator.itemgetter(*num_feats) if num_feats else None
-        cat = [s for s in sigs.values() if s.kind == "categorical" and s.role in ("feature", "prediction")]
-        missing_of = {f"feature:{s.source}": s for s in sigs.values() if s.role == "missing"}
-        n_features = sum(1 for s in sigs.values() if s.role == "feature")
-        cat_feats = tuple(s.source for s in cat if s.role == "feature")
-        sel = mon.settings.signals
-        return cls(
-            n_features, num_feats, getter, tuple(extras), rows, latency_row, cat, missing_of, cat_feats,
-            watch_prediction=sel.prediction and pred is None, watch_latency=sel.latency and latency_row is None,
-        )  # fmt: skip
-
-    def needs_discovery(self, evs: list[Any]) -> bool:
-        """True when an event may carry something new: a known categorical feature absent
-        while an unknown one takes its place (same count), or a first prediction or latency.
-        Absent numeric features show up as a KeyError when the block is built."""
-        for name in self.categorical_features:
-            if any(name not in e.features for e in evs):
-                return True
-        if self.watch_prediction and any(e.prediction is not None for e in evs):
-            return True
-        return self.watch_latency and any(e.latency_ms is not None for e in evs)

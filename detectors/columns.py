@@ -1,0 +1,114 @@
+"""From a group of decoded events to detector input: column blocks and per-pool feeds."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .feeds import Chunk, Feed
+from .monitor import Monitor, Signal
+
+__all__ = ["BatchFeeds", "Layout", "kind_of", "numeric_column"]
+
+_NUMERIC_TYPES = frozenset((float, int, bool, type(None)))
+
+
+def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
+    """Floats with NaN for missing (None, NaN, ±inf, strings); also the count of strings."""
+    if _NUMERIC_TYPES.issuperset(map(type, col)):
+        arr = np.array(col, dtype=np.float64)  # None → NaN
+        mismatches = 0
+    else:
+        arr = np.fromiter(
+            (v if type(v) in _NUMERIC_TYPES and v is not None else math.nan for v in col),
+            np.float64,
+            len(col),
+        )
+        mismatches = sum(1 for v in col if type(v) is str)
+    if not np.isfinite(arr).all():
+        arr[np.isinf(arr)] = np.nan
+    return arr, mismatches
+
+
+def kind_of(values: list[Any]) -> str:
+    """Categorical when strings are the majority of the non-null values: a numeric feature
+    with an occasional "n/a" stays numeric (the strings count as missing)."""
+    strings = sum(1 for v in values if type(v) is str)
+    others = sum(1 for v in values if v is not None and type(v) is not str)
+    return "categorical" if strings > others else "numeric"
+
+
+class BatchFeeds:
+    """What one batch sends to each pool."""
+
+    def __init__(self) -> None:
+        self.adwin: dict[int, Feed] = {}
+        self.ph = Feed()
+        self.psi_num: dict[float, Feed] = {}
+        self.psi_cat: dict[float, Feed] = {}
+
+    def changepoints(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, hi: int) -> None:
+        """ADWIN and Page-Hinkley input (the kernels skip NaN)."""
+        if sig.adwin is not None:
+            self.adwin.setdefault(sig.adwin_pool, Feed()).add(sig.adwin, chunk, lo, hi, (mon, sig))
+        if sig.ph is not None:
+            self.ph.add(sig.ph, chunk, lo, hi, (mon, sig))
+
+
+@dataclass(slots=True)
+class Layout:
+    """How a monitor's signals map onto a group's numeric block; rebuilt when signals change."""
+
+    n_features: int
+    numeric_features: tuple[str, ...]
+    getter: Callable[[dict[str, Any]], Any] | None
+    numeric_extras: tuple[str, ...]
+    numeric_rows: list[tuple[Signal, int]]
+    latency_row: int | None
+    categorical: list[Signal]
+    missing_of: dict[str, Signal]
+    categorical_features: tuple[str, ...]
+    watch_prediction: bool
+    watch_latency: bool
+
+    @classmethod
+    def of(cls, mon: Monitor) -> Layout:
+        sigs = mon.signals
+        num_feats = tuple(s.source for s in sigs.values() if s.role == "feature" and s.kind == "numeric")
+        extras: list[str] = []
+        rows = [(sigs[f"feature:{f}"], i) for i, f in enumerate(num_feats)]
+        latency_row = None
+        pred = sigs.get("prediction")
+        if pred is not None and pred.kind == "numeric":
+            rows.append((pred, len(num_feats) + len(extras)))
+            extras.append("prediction")
+        if "latency_ms" in sigs:
+            latency_row = len(num_feats) + len(extras)
+            rows.append((sigs["latency_ms"], latency_row))
+            extras.append("latency_ms")
+        getter = operator.itemgetter(*num_feats) if num_feats else None
+        cat = [s for s in sigs.values() if s.kind == "categorical" and s.role in ("feature", "prediction")]
+        missing_of = {f"feature:{s.source}": s for s in sigs.values() if s.role == "missing"}
+        n_features = sum(1 for s in sigs.values() if s.role == "feature")
+        cat_feats = tuple(s.source for s in cat if s.role == "feature")
+        sel = mon.settings.signals
+        return cls(
+            n_features, num_feats, getter, tuple(extras), rows, latency_row, cat, missing_of, cat_feats,
+            watch_prediction=sel.prediction and pred is None, watch_latency=sel.latency and latency_row is None,
+        )  # fmt: skip
+
+    def needs_discovery(self, evs: list[Any]) -> bool:
+        """True when an event may carry something new: a known categorical feature absent
+        while an unknown one takes its place (same count), or a first prediction or latency.
+        Absent numeric features show up as a KeyError when the block is built."""
+        for name in self.categorical_features:
+            if any(name not in e.features for e in evs):
+                return True
+        if self.watch_prediction and any(e.prediction is not None for e in evs):
+            return True
+        return self.watch_latency and any(e.latency_ms is not None for e in evs)

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "wait_for_broker", "FAST_GROUP_SETTINGS"]
+__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "stop_process", "wait_for_broker", "FAST_GROUP_SETTINGS"]
 
 # A consumer-group join on Tansu waits for the rebalance timeout; librdkafka's defaults
 # (45 s session, 300 s poll interval) made the first message take ~23 s. These make it ~3 s.
@@ -37,6 +37,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 ClientConfig = dict[str, str | int | float | bool]
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
+    """SIGTERM the process group started with ``start_new_session``; SIGKILL after ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout)
 
 
 def wait_for_broker(bootstrap: str, timeout: float = 30.0, extra: ClientConfig | None = None) -> float:
@@ -116,16 +130,7 @@ class EmbeddedBroker:
 
     def stop(self, timeout: float = 10.0) -> None:
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
+        stop_process(proc, timeout)
 
     @property
     def running(self) -> bool:

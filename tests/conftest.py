@@ -67,10 +67,23 @@ class Broker:
         return self.kind != "tansu"
 
 
+_STARTED: list[Broker] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say which brokers the integration tests ran against (and how long they took to start)."""
+    for b in _STARTED:
+        terminalreporter.write_line(f"broker used: {b.kind} at {b.bootstrap}, started in {b.startup_seconds:.2f} s")
+    if not _STARTED:
+        terminalreporter.write_line("broker used: none (no integration test selected)")
+
+
 @pytest.fixture(scope="session")
 def _tansu() -> Iterator[Broker]:
     with EmbeddedBroker() as b:
-        yield Broker("tansu", b.bootstrap, startup_seconds=b.startup_seconds, client=dict(FAST_GROUP_SETTINGS))
+        broker = Broker("tansu", b.bootstrap, startup_seconds=b.startup_seconds, client=dict(FAST_GROUP_SETTINGS))
+        _STARTED.append(broker)
+        yield broker
 
 
 @pytest.fixture(scope="session")
@@ -80,15 +93,21 @@ def _apache() -> Iterator[Broker]:
             pytest.fail("DRIFTSTREAM_REQUIRE_APACHE=1 but java/mvn are not on PATH: cannot run Apache Kafka")
         pytest.skip("Apache Kafka suite skipped: java and mvn are not on PATH")
     with ApacheKafka() as k:
-        yield Broker("apache", k.bootstrap, apache=k, startup_seconds=k.startup_seconds,
-                     client=dict(FAST_GROUP_SETTINGS))  # fmt: skip
+        broker = Broker("apache", k.bootstrap, apache=k, startup_seconds=k.startup_seconds,
+                        client=dict(FAST_GROUP_SETTINGS))  # fmt: skip
+        _STARTED.append(broker)
+        yield broker
 
 
 @pytest.fixture(scope="session", params=_broker_kinds())
 def broker(request: pytest.FixtureRequest) -> Broker:
     """One broker per kind per session; each test that takes it runs once per kind."""
     if request.param == "external":
-        return Broker("external", os.environ["KAFKA_BOOTSTRAP"], client=dict(FAST_GROUP_SETTINGS))
+        external = Broker("external", os.environ["KAFKA_BOOTSTRAP"], startup_seconds=0.0,
+                          client=dict(FAST_GROUP_SETTINGS))  # fmt: skip
+        if external not in _STARTED:
+            _STARTED.append(external)
+        return external
     b: Broker = request.getfixturevalue(f"_{request.param}")
     print(f"\n[{b.kind} broker at {b.bootstrap}, started in {b.startup_seconds:.2f} s]")
     return b

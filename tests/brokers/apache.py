@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import BrokerError, free_port, wait_for_broker
+from streams.broker import BrokerError, free_port, stop_process, wait_for_broker
 
 __all__ = ["ApacheKafka", "fetch_jars", "java_available"]
 
@@ -221,16 +221,7 @@ class ApacheKafka:
     def stop(self, timeout: float = 20.0) -> None:
         """Stop the broker process, keeping its data (``restart`` brings it back)."""
         proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout)
+        stop_process(proc, timeout)
 
     def restart(self) -> None:
         """Stop and start again on the same ports and data, as after a broker crash."""

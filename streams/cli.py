@@ -22,10 +22,10 @@ def _broker(args: argparse.Namespace) -> int:
         return 1
     print(f"embedded Kafka broker (Tansu, in-memory) ready in {broker.startup_seconds:.2f} s")
     print(f"bootstrap: {broker.bootstrap}", flush=True)
+    stop = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # sigwait only receives blocked signals
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
+        signal.sigwait(stop)
     finally:
         broker.stop()
     print("broker stopped")

@@ -75,3 +75,30 @@ def test_smoke_path_catches_the_injected_drift(broker: Broker, capsys: pytest.Ca
     assert run_smoke(broker.bootstrap, events=24_000, drift_at=14_000) == 0
     out = capsys.readouterr().out
     assert "injected drift caught: yes; alerts on untouched keys: 0" in out
+
+
+def test_broker_command_serves_until_sigterm() -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from streams.broker import free_port, wait_for_broker
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "broker", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert lines[1].strip() == f"bootstrap: 127.0.0.1:{port}", lines
+        wait_for_broker(f"127.0.0.1:{port}", timeout=10)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert time.monotonic() - t0 < 10
+        assert "broker stopped" in proc.stdout.read()
+    finally:
+        proc.kill()

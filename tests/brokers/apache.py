@@ -11,7 +11,6 @@ certificate made with the JDK's keytool at start), and the controller's.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import os
 import shutil
@@ -250,5 +249,6 @@ if __name__ == "__main__":
         print(f"PLAINTEXT  {kafka.bootstrap}")
         print(f"SASL_SSL   {kafka.sasl_bootstrap}  user={SCRAM_USER} ca={kafka.ca_file}")
         sys.stdout.flush()
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        stop = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop)  # sigwait only receives blocked signals
+        signal.sigwait(stop)

@@ -13,12 +13,21 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 from confluent_kafka.admin import AdminClient
 
-__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "stop_process", "wait_for_broker", "FAST_GROUP_SETTINGS"]
+__all__ = [
+    "BrokerError",
+    "EmbeddedBroker",
+    "free_port",
+    "stop_process",
+    "wait_for_broker",
+    "wait_for_process",
+    "FAST_GROUP_SETTINGS",
+]
 
 # A consumer-group join on Tansu waits for the rebalance timeout; librdkafka's defaults
 # (45 s session, 300 s poll interval) made the first message take ~23 s. These make it ~3 s.
@@ -71,6 +80,25 @@ def wait_for_broker(bootstrap: str, timeout: float = 30.0, extra: ClientConfig |
     raise BrokerError(f"no Kafka broker answered at {bootstrap} within {timeout:.0f} s ({last})")
 
 
+def wait_for_process(
+    proc: subprocess.Popen[bytes], bootstrap: str, timeout: float, name: str, log_tail: Callable[[], str]
+) -> None:
+    """Wait until the broker process ``proc`` answers at ``bootstrap``; fail fast, with its
+    log, if it exits, and with its log after ``timeout`` seconds."""
+    t0 = time.monotonic()
+    while True:
+        if proc.poll() is not None:
+            raise BrokerError(f"{name} exited with code {proc.returncode}: {log_tail()}")
+        try:
+            wait_for_broker(bootstrap, timeout=2.0)
+            return
+        except BrokerError:
+            if time.monotonic() - t0 > timeout:
+                raise BrokerError(
+                    f"{name} did not answer at {bootstrap} within {timeout:.0f} s: {log_tail()}"
+                ) from None
+
+
 class EmbeddedBroker:
     """Start Tansu on 127.0.0.1; ``with EmbeddedBroker() as b: b.bootstrap``."""
 
@@ -106,16 +134,7 @@ class EmbeddedBroker:
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
-            deadline = self.startup_timeout
-            while True:
-                if self._proc.poll() is not None:
-                    raise BrokerError(f"Tansu exited with code {self._proc.returncode}: {self.log_tail()}")
-                try:
-                    wait_for_broker(self.bootstrap, timeout=min(2.0, deadline))
-                    break
-                except BrokerError:
-                    if time.monotonic() - t0 > deadline:
-                        raise
+            wait_for_process(self._proc, self.bootstrap, self.startup_timeout, "Tansu", self.log_tail)
         except BaseException:
             self.stop()
             raise

@@ -23,7 +23,7 @@ import uuid
 from pathlib import Path
 from types import TracebackType
 
-from streams.broker import BrokerError, free_port, stop_process, wait_for_broker
+from streams.broker import BrokerError, free_port, stop_process, wait_for_process
 
 __all__ = ["ApacheKafka", "fetch_jars", "java_available"]
 
@@ -193,17 +193,7 @@ class ApacheKafka:
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
-            while True:
-                if self._proc.poll() is not None:
-                    raise BrokerError(f"Kafka exited with code {self._proc.returncode}: {self.log_tail()}")
-                try:
-                    wait_for_broker(self.bootstrap, timeout=2.0)
-                    break
-                except BrokerError:
-                    if time.monotonic() - t0 > self.startup_timeout:
-                        raise BrokerError(
-                            f"Kafka did not start in {self.startup_timeout} s: {self.log_tail()}"
-                        ) from None
+            wait_for_process(self._proc, self.bootstrap, self.startup_timeout, "Kafka", self.log_tail)
         except BaseException:
             self.stop()
             raise
@@ -231,7 +221,7 @@ class ApacheKafka:
             self._java(jars, "kafka.Kafka", str(self.workdir / "server.properties"), heap=self.heap),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        wait_for_broker(self.bootstrap, timeout=self.startup_timeout)
+        wait_for_process(self._proc, self.bootstrap, self.startup_timeout, "Kafka", self.log_tail)
 
     def __enter__(self) -> ApacheKafka:
         return self.start()

@@ -213,7 +213,8 @@ class MonitorBank:
             k = block.shape[0]
             num = Chunk(block.ravel(), np.tile(pos, k), np.tile(ts, k))
             missing = np.isnan(block)
-            miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts)
+            # The 0/1 copy only when some signal here has a missing indicator.
+            miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts) if lay.missing_of else None
             counts = n - missing.sum(axis=1)
             sums = np.where(missing, 0.0, block).sum(axis=1)
             for sig, r in lay.numeric_rows:
@@ -222,7 +223,7 @@ class MonitorBank:
                 sig.s_sum += float(sums[r])
                 self._feed_numeric(mon, sig, num, r * n, n, feeds)
                 msig = lay.missing_of.get(sig.name)
-                if msig is not None:
+                if msig is not None and miss is not None:
                     self._feed_numeric(mon, msig, miss, r * n, n, feeds)
             if lay.latency_row is not None:
                 lat = block[lay.latency_row]

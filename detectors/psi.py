@@ -97,9 +97,10 @@ class PSIPool:
         return sid
 
     def _out(self, seg: Segments) -> tuple[np.ndarray, ...]:
+        # A segment of L values closes at most L // window + 1 windows.
         n = len(seg)
-        cap = n // max(int(self._window[: len(self)].min(initial=1)), 1) + seg.series.shape[0] + 1
-        cap = min(cap, n + 1)
+        smallest = int(self._window[: len(self)].min()) if len(self) else 1
+        cap = min(n // smallest + seg.series.shape[0] + 1, n + 1)
         return (
             np.empty(cap, np.int64),
             np.empty(cap, np.int64),

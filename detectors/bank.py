@@ -496,6 +496,11 @@ class MonitorBank:
             s.reset_summary()
 
     # --------------------------------------------------------------- snapshots
+    @property
+    def has_dirty(self) -> bool:
+        """Whether a checkpoint has anything to write."""
+        return bool(self._dirty)
+
     def take_dirty(self) -> set[Key]:
         """Keys changed since the last call (what a checkpoint must write)."""
         dirty, self._dirty = self._dirty, set()

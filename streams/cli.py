@@ -53,9 +53,21 @@ def _smoke(args: argparse.Namespace) -> int:
     return run_smoke(args.bootstrap, events=args.events)
 
 
+def _run(args: argparse.Namespace) -> int:
+    from .run import run_processor  # noqa: PLC0415
+
+    return run_processor(args.config, bootstrap=args.bootstrap, max_wait_s=args.max_wait)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="driftstream", description="Streaming drift detection on Kafka.")
     sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="the processor: consume predictions, detect drift, publish alerts")
+    r.add_argument("-c", "--config", help="YAML file (default: built-in defaults, no file needed)")
+    r.add_argument("--bootstrap", help="Kafka bootstrap servers (default: kafka.bootstrap, 127.0.0.1:9092)")
+    r.add_argument("--max-wait", type=float, help="exit 2 if no broker answers within this many seconds")
+    r.set_defaults(func=_run)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) until Ctrl-C")
     b.add_argument("--port", type=int, default=9092)

@@ -1,0 +1,426 @@
+"""``driftstream run``: the Kafka processor around the monitor bank.
+
+Loop: ``consume(batch)`` → codec → bad messages to the dead-letter topic, events outside
+their home partition to the repartition topic, the rest grouped by state partition → one
+:class:`MonitorBank` per owned partition → alerts and window summaries produced.
+
+Checkpoint (every ``checkpoint_interval_s`` or ``checkpoint_messages``, on revocation and at
+shutdown), always in this order: snapshots of changed monitors and the offsets record →
+state topic; then either flush + commit offsets (at-least-once) or send the offsets to the
+transaction and commit it (exactly-once: alerts, dead letters, re-keyed events, snapshots and
+offsets become visible together). On assignment the owned partitions' monitors are restored
+from the state topic before any event of theirs is processed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from detectors import MonitorBank
+from schemas import PredictionEvent, Rejection, decode
+
+from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
+from .observe import HealthServer, Metrics
+from .settings import RunConfig
+from .state import OFFSETS_KEY, StateReader, monitor_record_key, offsets_record
+from .topology import LARGE_MESSAGE_BYTES, Topology, ensure_topics, home_partition
+
+__all__ = ["Processor", "ProcessorError"]
+
+log = logging.getLogger("driftstream.processor")
+_DLQ_MAX_VALUE = LARGE_MESSAGE_BYTES - 65536
+
+
+class ProcessorError(RuntimeError):
+    """A failure the processor cannot continue from without losing data; it exits non-zero."""
+
+
+class Processor:
+    """One worker of the consumer group; N of them split the partitions."""
+
+    def __init__(self, cfg: RunConfig, metrics: Metrics | None = None, health: HealthServer | None = None) -> None:
+        self.cfg = cfg
+        self.engine = cfg.engine
+        self.metrics = metrics or Metrics()
+        self.health = health
+        self.topics = cfg.topics
+        self.stopping = False
+        self.banks: dict[int, MonitorBank] = {}
+        self.positions: dict[tuple[str, int], int] = {}  # next offset, per consumed partition
+        self._committed: dict[tuple[str, int], int] = {}
+        self._homes: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self._delivery_errors: list[str] = []
+        self._in_txn = False
+        self._since_checkpoint = 0
+        self._last_checkpoint = time.monotonic()
+        self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0}
+
+    # ------------------------------------------------------------------ set-up
+    def start(self) -> None:
+        admin = connect(self.cfg)
+        self.topology: Topology = ensure_topics(admin, self.topics)
+        self.guarantee = choose_guarantee(self.cfg, admin)
+        self.exactly_once = self.guarantee == "exactly_once"
+        odd = [t for t in self.topics.input if not self.topology.co_partitioned(t)]
+        log.info(
+            "topics ready: %d partitions; input %s; guarantee %s%s",
+            self.topology.partitions,
+            ", ".join(self.topics.input),
+            self.guarantee,
+            f"; every event of {', '.join(odd)} is re-keyed (partition count differs)" if odd else "",
+        )
+        pconf = producer_config(self.cfg, self.exactly_once)
+        pconf["on_delivery"] = self._on_delivery
+        pconf["delivery.report.only.error"] = True
+        self.producer = Producer(pconf)
+        if self.exactly_once:
+            self.producer.init_transactions(30)
+        cconf = consumer_config(self.cfg)
+        self.consumer = Consumer(cconf)
+        self.state = StateReader(admin_config(self.cfg), self.topics.state)
+        self.consumer.subscribe(
+            [*self.topics.input, self.topics.repartition],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def _new_bank(self) -> MonitorBank:
+        return MonitorBank(self.engine)
+
+    # --------------------------------------------------------------- the loop
+    def run(self) -> None:
+        """Process until :attr:`stopping` is set; then checkpoint, commit, leave the group."""
+        progress_every = self.cfg.logging.progress_interval_s
+        next_progress = time.monotonic() + progress_every
+        tick = (0, time.monotonic())
+        try:
+            while not self.stopping:
+                msgs = self.consumer.consume(self.cfg.processor.batch_size, self.cfg.processor.poll_timeout_s)
+                if self.health is not None:
+                    self.health.beat()
+                if msgs:
+                    t0 = time.perf_counter()
+                    self._process(msgs)
+                    self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+                    self.metrics.batch_size.observe(len(msgs))
+                now = time.monotonic()
+                if (
+                    self._since_checkpoint >= self.cfg.processor.checkpoint_messages
+                    or now - self._last_checkpoint >= self.cfg.processor.checkpoint_interval_s
+                ):
+                    self.checkpoint()
+                if now >= next_progress:
+                    tick = self._progress(tick)
+                    next_progress = now + progress_every
+            self.checkpoint()
+        finally:
+            self.close()
+
+    def _process(self, msgs: list[Message]) -> None:
+        ensure_txn = self._begin_txn_if_needed
+        ensure_txn()
+        positions = self.positions
+        homes = self._homes
+        banks = self.banks
+        repart = self.topics.repartition
+        copart = {t for t in self.topics.input if self.topology.co_partitioned(t)}
+        nparts = self.topology.partitions
+        max_bytes = self.cfg.processor.max_event_bytes
+        by_slot: dict[int, list[PredictionEvent]] = {}
+        consumed: dict[str, int] = {}
+        produce = self.producer.produce
+        n_rekey = 0
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                self._on_consumer_error(err)
+                continue
+            topic: str = m.topic()  # type: ignore[assignment]  # set on every non-error message
+            part: int = m.partition()  # type: ignore[assignment]
+            positions[(topic, part)] = m.offset() + 1  # type: ignore[operator]
+            consumed[topic] = consumed.get(topic, 0) + 1
+            raw = m.value()
+            ts = m.timestamp()[1]
+            ev = decode(raw, ts if ts >= 0 else None, max_bytes)  # type: ignore[arg-type]
+            if type(ev) is not PredictionEvent:
+                self._dead_letter(m, ev)  # type: ignore[arg-type]
+                continue
+            if topic == repart:
+                slot = part
+            else:
+                hk = (ev.model, ev.stage)
+                home = homes.get(hk)
+                if home is None:
+                    home = self._home(hk, nparts)
+                slot = home[1]
+                if slot != part or topic not in copart or slot not in banks:
+                    produce(repart, raw, home[0], partition=slot, timestamp=ts if ts > 0 else 0,
+                            headers=m.headers())  # fmt: skip
+                    n_rekey += 1
+                    continue
+            lst = by_slot.get(slot)
+            if lst is None:
+                lst = by_slot[slot] = []
+            lst.append(ev)
+        self.producer.poll(0)
+        for topic, c in consumed.items():
+            self.metrics.consumed.labels(topic).inc(c)
+            if topic != repart:
+                self._counts["consumed"] += c
+        if n_rekey:
+            self.metrics.repartitioned.inc(n_rekey)
+            self._counts["repartitioned"] += n_rekey
+        self._since_checkpoint += len(msgs)
+        for slot, evs in by_slot.items():
+            self._feed(banks[slot], evs)
+
+    def _home(self, hk: tuple[str, str], nparts: int) -> tuple[bytes, int]:
+        if len(self._homes) > 1_000_000:  # hostile key cardinality must not grow memory forever
+            self._homes.clear()
+        key = f"{hk[0]}/{hk[1]}".encode()
+        home = self._homes[hk] = (key, home_partition(key, nparts))
+        return home
+
+    def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
+        untracked = bank.stats.untracked_events
+        out = bank.process(evs)
+        self.metrics.processed.inc(len(evs))
+        self._counts["processed"] += len(evs)
+        if bank.stats.untracked_events != untracked:
+            self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
+        produce = self._produce
+        for doc in out.alerts:
+            self.metrics.alerts.labels(doc["status"], doc["severity"], doc["detector"]).inc()
+            produce(self.topics.alerts, orjson.dumps(doc), f"{doc['model']}/{doc['stage']}".encode())
+        self._counts["alerts"] += len(out.alerts)
+        for doc in out.summaries:
+            produce(self.topics.metrics, orjson.dumps(doc), f"{doc['model']}/{doc['stage']}".encode())
+        if out.summaries:
+            self.metrics.summaries.inc(len(out.summaries))
+
+    def _produce(self, topic: str, value: bytes | None, key: bytes, **kw: Any) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, **kw)
+                return
+            except BufferError:  # local queue full: let the broker catch up (bounded memory)
+                self.producer.poll(0.05)
+
+    def _dead_letter(self, m: Message, rej: Rejection) -> None:
+        raw = m.value() or b""
+        headers = list(m.headers() or [])
+        headers += [
+            ("driftstream.reason", rej.reason.encode()),
+            ("driftstream.detail", rej.detail[:500].encode()),
+            ("driftstream.source.topic", (m.topic() or "").encode()),
+            ("driftstream.source.partition", str(m.partition()).encode()),
+            ("driftstream.source.offset", str(m.offset()).encode()),
+        ]
+        if len(raw) > _DLQ_MAX_VALUE:
+            headers.append(("driftstream.truncated_from", str(len(raw)).encode()))
+            raw = raw[:_DLQ_MAX_VALUE]
+        ts = m.timestamp()[1]
+        self._produce(self.topics.deadletter, raw if m.value() is not None else None, m.key() or b"",
+                      headers=headers, timestamp=ts if ts > 0 else 0)  # fmt: skip
+        self.metrics.rejected.labels(rej.reason.split(".", 1)[0]).inc()
+        self._counts["rejected"] += 1
+
+    def _on_consumer_error(self, err: KafkaError) -> None:
+        self.metrics.errors.labels(err.name()).inc()
+        if err.fatal():
+            raise ProcessorError(f"fatal consumer error: {err}")
+        log.warning("consumer: %s", err)
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self.metrics.errors.labels(err.name()).inc()
+            self._delivery_errors.append(f"{msg.topic()}: {err}")
+
+    # ------------------------------------------------------------- checkpoint
+    def _begin_txn_if_needed(self) -> None:
+        if self.exactly_once and not self._in_txn:
+            self.producer.begin_transaction()
+            self._in_txn = True
+
+    def checkpoint(self) -> None:
+        """Snapshots + offsets records → state topic, then flush+commit or commit the transaction."""
+        t0 = time.perf_counter()
+        advanced = {tp: o for tp, o in self.positions.items() if self._committed.get(tp) != o}
+        self._last_checkpoint = time.monotonic()
+        self._since_checkpoint = 0
+        if not advanced and not self._in_txn and not any(b.has_dirty for b in self.banks.values()):
+            return
+        self._begin_txn_if_needed()
+        written = 0
+        for slot, bank in self.banks.items():
+            for key in sorted(bank.take_dirty()):
+                blob = bank.snapshot(key)
+                written += len(blob)
+                self._produce(self.topics.state, blob, monitor_record_key(key), partition=slot)
+            mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
+            if any(self._committed.get(tp) != o for tp, o in mine.items()):
+                self._produce(self.topics.state, offsets_record(mine), OFFSETS_KEY, partition=slot)
+        self.metrics.snapshot_bytes.inc(written)
+        offsets = [TopicPartition(t, p, o) for (t, p), o in advanced.items()]
+        if self.exactly_once:
+            if not self._commit_transaction(offsets):
+                return
+        else:
+            self._flush()
+            if offsets:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
+        self._committed.update(advanced)
+        self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    def _slot_topic(self, topic: str) -> bool:
+        return topic == self.topics.repartition or self.topology.co_partitioned(topic)
+
+    def _flush(self) -> None:
+        waited = 0.0
+        while self.producer.flush(5.0) > 0:
+            waited += 5.0
+            log.warning("waiting for the broker to acknowledge %d messages (%.0f s)", len(self.producer), waited)
+        if self._delivery_errors:
+            errs, self._delivery_errors = self._delivery_errors, []
+            raise ProcessorError(f"{len(errs)} messages could not be delivered (offsets not committed): {errs[:3]}")
+
+    def _commit_transaction(self, offsets: list[TopicPartition]) -> bool:
+        """True if committed; False if aborted and rewound to the last checkpoint."""
+        try:
+            if offsets:
+                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 60)
+            while True:
+                try:
+                    self.producer.commit_transaction(60)
+                    break
+                except KafkaException as exc:
+                    if not exc.args[0].retriable():
+                        raise
+                    log.warning("commit_transaction: %s; retrying", exc.args[0])
+            return True
+        except KafkaException as exc:
+            err = exc.args[0]
+            if not err.txn_requires_abort():
+                raise ProcessorError(f"transaction failed: {err}") from None
+            log.warning("transaction aborted (%s); rewinding to the last checkpoint", err)
+            self.producer.abort_transaction(60)
+            self._in_txn = False
+            self._rewind()
+            return False
+        finally:
+            self._in_txn = False
+
+    def _rewind(self) -> None:
+        """After an abort: drop in-memory progress, reload state, seek back to the committed offsets."""
+        assigned = self.consumer.assignment()
+        self._load(assigned)
+        for tp in assigned:
+            if tp.offset >= 0:
+                self.consumer.seek(tp)
+
+    # -------------------------------------------------------------- rebalance
+    def _load(self, partitions: list[TopicPartition]) -> None:
+        """Restore owned state partitions and set each partition's start offset (in place)."""
+        t0 = time.perf_counter()
+        self.ready(False)
+        slots = sorted({tp.partition for tp in partitions if tp.topic == self.topics.repartition})
+        restored = self.state.restore(slots, self._new_bank)
+        committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(partitions, timeout=60)}
+        marks: dict[tuple[str, int], int] = {}
+        for slot, res in restored.items():
+            for bad in res.bad_records:
+                log.error("state partition %d: unreadable snapshot, that monitor starts fresh: %s", slot, bad)
+            marks.update(res.offsets)
+        for tp in partitions:
+            key = (tp.topic, tp.partition)
+            off = committed.get(key, OFFSET_INVALID)
+            mark = marks.get(key)
+            tp.offset = mark if mark is not None and (off < 0 or mark > off) else off
+            if tp.offset >= 0:
+                self.positions[key] = self._committed[key] = tp.offset
+        self.banks = {slot: res.bank for slot, res in restored.items()}
+        monitors = sum(len(b.monitors) for b in self.banks.values())
+        self.metrics.restore_seconds.observe(time.perf_counter() - t0)
+        self.metrics.partitions.set(len(self.banks))
+        log.info(
+            "assigned %d partitions (state %s): restored %d monitors from %d records, %.2f s",
+            len(partitions),
+            slots,
+            monitors,
+            sum(r.records for r in restored.values()),
+            time.perf_counter() - t0,
+        )
+        self.ready(True)
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("assign").inc()
+        self._load(partitions)
+        consumer.assign(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("revoke").inc()
+        self.ready(False)
+        self.checkpoint()
+        self._drop(partitions)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.metrics.rebalances.labels("lost").inc()
+        log.warning("partitions lost (session timed out): dropping their uncommitted progress")
+        self.ready(False)
+        if self._in_txn:
+            self.producer.abort_transaction(60)
+            self._in_txn = False
+        self._drop(partitions)
+
+    def _drop(self, partitions: list[TopicPartition]) -> None:
+        gone = {(tp.topic, tp.partition) for tp in partitions}
+        for key in gone:
+            self.positions.pop(key, None)
+            self._committed.pop(key, None)
+        for tp in partitions:
+            if tp.topic == self.topics.repartition:
+                self.banks.pop(tp.partition, None)
+        self.metrics.partitions.set(len(self.banks))
+
+    def ready(self, value: bool) -> None:
+        self.metrics.ready.set(1 if value else 0)
+        if self.health is not None:
+            self.health.ready = value
+
+    # ---------------------------------------------------------------- reports
+    def _progress(self, tick: tuple[int, float]) -> tuple[int, float]:
+        now = time.monotonic()
+        n = self._counts["consumed"]
+        rate = (n - tick[0]) / max(now - tick[1], 1e-9)
+        lag = 0
+        for tp in self.consumer.assignment():
+            _, hi = self.consumer.get_watermark_offsets(tp, cached=True)
+            pos = self.positions.get((tp.topic, tp.partition))
+            if hi is not None and hi >= 0 and pos is not None:
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(hi - pos, 0))
+                lag += max(hi - pos, 0)
+        monitors = sum(len(b.monitors) for b in self.banks.values())
+        self.metrics.monitors.set(monitors)
+        self.metrics.series.set(sum(b.stats.series for b in self.banks.values()))
+        c = self._counts
+        log.info(
+            "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d alerts %d monitors %d lag %d",
+            n, rate, c["processed"], c["rejected"], c["repartitioned"], c["alerts"], monitors, lag,
+        )  # fmt: skip
+        return n, now
+
+    def close(self) -> None:
+        """Leave the group (the revoke callback checkpoints) and release the clients."""
+        try:
+            self.consumer.close()
+        finally:
+            self.state.close()
+            if self._in_txn:
+                self.producer.abort_transaction(30)
+            self.producer.flush(10)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -134,3 +135,49 @@ def test_malformed_input_is_dead_lettered_and_nothing_is_lost(broker: Broker, tm
         assert int(h["driftstream.source.offset"]) >= 0
         reason = h["driftstream.reason"].decode()
         assert m.value() in {v for v, r in BAD if r == reason}  # the original bytes, untouched
+
+
+def test_crash_recovery_survivor_restores_state_and_alerts_match(broker: Broker, tmp_path: Path) -> None:
+    """kill -9 one of two workers mid-stream: the other takes its partitions over with their
+    monitors restored, and the alerts equal an uninterrupted run's (same ids)."""
+    prefix = _prefix()
+    # keys spread over all 4 partitions (murmur2), so each of the two workers owns a drifting key
+    keys = [("speech", "vad"), ("speech", "asr"), ("speech", "diarize"), ("shop", "ranker"), ("shop", "profile")]
+    drifts = {("speech", "asr"): (40_000, "f1", 2.0), ("speech", "diarize"): (90_000, "f0", -2.0)}
+    items = scenario(120_000, drifts, keys)
+    eos = broker.hides_aborted_transactions
+    cfg = {"processor": {"guarantee": "exactly_once" if eos else "at_least_once", "transaction_timeout_s": 10}}
+    a = start(tmp_path, broker, prefix, cfg, name="a")
+    b = start(tmp_path, broker, prefix, cfg, name="b")
+    try:
+        a.wait_ready()
+        b.wait_ready()
+        wait_for(lambda: a.metric("driftstream_partitions_assigned") > 0 and b.metric("driftstream_partitions_assigned")
+                 > 0, 60, "both workers to own partitions")  # fmt: skip
+        victim = a if a.metric("driftstream_partitions_assigned") > 0 else b
+        survivor = b if victim is a else a
+        produce(broker, f"{prefix}-predictions", items[:60_000], rate=20_000)
+        wait_for(lambda: victim.metric("driftstream_events_processed_total") > 10_000, 30, "the victim to work")
+        victim.kill9()
+        produce(broker, f"{prefix}-predictions", items[60_000:], rate=20_000)
+        wait_for(lambda: committed_total(broker, f"{prefix}-group", f"{prefix}-predictions") == len(items), 180,
+                 "the survivor to finish every partition")  # fmt: skip
+        want = {(x["alert_id"], x["status"]) for x in expected_alerts(items) if x["status"] == "firing"}
+        has_all = lambda got: want <= {(x["alert_id"], x["status"]) for x in alerts_of(got)}  # noqa: E731
+        alerts = alerts_of(read_topic(broker, f"{prefix}-alerts", until=has_all, timeout=60))
+        alerts = alerts_of(read_topic(broker, f"{prefix}-alerts", timeout=30, idle=4))
+        restored = survivor.log()
+        rc, _ = survivor.stop()
+    finally:
+        for r in (a, b):
+            if r.proc.poll() is None:
+                r.proc.kill()
+    assert rc == 0, survivor.log()[-3000:]
+    assert len(want) >= 4, want  # both drifts, several detectors each
+    firing = [(x["alert_id"], x["status"]) for x in alerts if x["status"] == "firing"]
+    assert set(firing) == want
+    if eos:
+        assert len(firing) == len(set(firing)), "exactly-once: no alert twice"
+    assert any(
+        int(m) > 0 for m in re.findall(r"restored (\d+) monitors", restored)
+    ), "the survivor should have restored monitors from the state topic"

@@ -164,6 +164,8 @@ class ApacheKafka:
                     "transaction.state.log.replication.factor=1",
                     "transaction.state.log.min.isr=1",
                     "transaction.state.log.num.partitions=1",
+                    # a kill -9ed exactly-once worker's open transaction is aborted within ~1 s of its timeout
+                    "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000",
                     "share.coordinator.state.topic.replication.factor=1",
                     "share.coordinator.state.topic.min.isr=1",
                     "group.initial.rebalance.delay.ms=0",

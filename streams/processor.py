@@ -29,6 +29,7 @@ from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, StateReader, monitor_record_key, offsets_record
 from .topology import LARGE_MESSAGE_BYTES, Topology, ensure_topics, home_partition
+from .transactions import Transactions
 
 __all__ = ["Processor", "ProcessorError"]
 
@@ -55,7 +56,6 @@ class Processor:
         self._committed: dict[tuple[str, int], int] = {}
         self._homes: dict[tuple[str, str], tuple[bytes, int]] = {}
         self._delivery_errors: list[str] = []
-        self._in_txn = False
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0}
@@ -77,9 +77,14 @@ class Processor:
         pconf = producer_config(self.cfg, self.exactly_once)
         pconf["on_delivery"] = self._on_delivery
         pconf["delivery.report.only.error"] = True
-        self.producer = Producer(pconf)
         if self.exactly_once:
-            self.producer.init_transactions(30)
+            # a commit stuck longer than this would cost the group membership anyway
+            poll_s = float(consumer_config(self.cfg)["max.poll.interval.ms"]) / 1000
+            deadline = min(self.cfg.processor.transaction_timeout_s, 0.8 * poll_s)
+            self.txn: Transactions | None = Transactions(lambda: Producer(pconf), deadline)
+        else:
+            self.txn = None
+            self._producer = Producer(pconf)
         cconf = consumer_config(self.cfg)
         self.consumer = Consumer(cconf)
         self.state = StateReader(admin_config(self.cfg), self.topics.state)
@@ -89,6 +94,10 @@ class Processor:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+
+    @property
+    def producer(self) -> Producer:
+        return self.txn.producer if self.txn is not None else self._producer
 
     def _new_bank(self) -> MonitorBank:
         return MonitorBank(self.engine)
@@ -244,9 +253,8 @@ class Processor:
 
     # ------------------------------------------------------------- checkpoint
     def _begin_txn_if_needed(self) -> None:
-        if self.exactly_once and not self._in_txn:
-            self.producer.begin_transaction()
-            self._in_txn = True
+        if self.txn is not None:
+            self.txn.begin()
 
     def checkpoint(self) -> None:
         """Snapshots + offsets records → state topic, then flush+commit or commit the transaction."""
@@ -254,7 +262,7 @@ class Processor:
         advanced = {tp: o for tp, o in self.positions.items() if self._committed.get(tp) != o}
         self._last_checkpoint = time.monotonic()
         self._since_checkpoint = 0
-        if not advanced and not self._in_txn and not any(b.has_dirty for b in self.banks.values()):
+        if not advanced and not (self.txn and self.txn.open) and not any(b.has_dirty for b in self.banks.values()):
             return
         self._begin_txn_if_needed()
         written = 0
@@ -268,8 +276,9 @@ class Processor:
                 self._produce(self.topics.state, offsets_record(mine), OFFSETS_KEY, partition=slot)
         self.metrics.snapshot_bytes.inc(written)
         offsets = [TopicPartition(t, p, o) for (t, p), o in advanced.items()]
-        if self.exactly_once:
-            if not self._commit_transaction(offsets):
+        if self.txn is not None:
+            if not self.txn.commit(offsets, self.consumer.consumer_group_metadata()):
+                self._rewind()
                 return
         else:
             self._flush()
@@ -290,39 +299,18 @@ class Processor:
             errs, self._delivery_errors = self._delivery_errors, []
             raise ProcessorError(f"{len(errs)} messages could not be delivered (offsets not committed): {errs[:3]}")
 
-    def _commit_transaction(self, offsets: list[TopicPartition]) -> bool:
-        """True if committed; False if aborted and rewound to the last checkpoint."""
-        try:
-            if offsets:
-                self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 60)
-            while True:
-                try:
-                    self.producer.commit_transaction(60)
-                    break
-                except KafkaException as exc:
-                    if not exc.args[0].retriable():
-                        raise
-                    log.warning("commit_transaction: %s; retrying", exc.args[0])
-            return True
-        except KafkaException as exc:
-            err = exc.args[0]
-            if not err.txn_requires_abort():
-                raise ProcessorError(f"transaction failed: {err}") from None
-            log.warning("transaction aborted (%s); rewinding to the last checkpoint", err)
-            self.producer.abort_transaction(60)
-            self._in_txn = False
-            self._rewind()
-            return False
-        finally:
-            self._in_txn = False
-
     def _rewind(self) -> None:
         """After an abort: drop in-memory progress, reload state, seek back to the committed offsets."""
         assigned = self.consumer.assignment()
+        self.positions.clear()
+        self._committed.clear()
         self._load(assigned)
         for tp in assigned:
             if tp.offset >= 0:
-                self.consumer.seek(tp)
+                try:
+                    self.consumer.seek(tp)
+                except KafkaException as exc:  # e.g. the group was left meanwhile: the next assignment seeks
+                    log.warning("seek %s[%d]: %s", tp.topic, tp.partition, exc.args[0])
 
     # -------------------------------------------------------------- rebalance
     def _load(self, partitions: list[TopicPartition]) -> None:
@@ -373,9 +361,8 @@ class Processor:
         self.metrics.rebalances.labels("lost").inc()
         log.warning("partitions lost (session timed out): dropping their uncommitted progress")
         self.ready(False)
-        if self._in_txn:
-            self.producer.abort_transaction(60)
-            self._in_txn = False
+        if self.txn is not None and self.txn.open:
+            self.txn.abort()
         self._drop(partitions)
 
     def _drop(self, partitions: list[TopicPartition]) -> None:
@@ -421,6 +408,6 @@ class Processor:
             self.consumer.close()
         finally:
             self.state.close()
-            if self._in_txn:
-                self.producer.abort_transaction(30)
+            if self.txn is not None and self.txn.open:
+                self.txn.abort()
             self.producer.flush(10)

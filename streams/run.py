@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import signal
 import sys
@@ -16,6 +17,7 @@ from .observe import HealthServer, Metrics, setup_logging
 from .processor import Processor, ProcessorError
 from .settings import ConfigError, RunConfig
 from .topology import TopologyError
+from .transactions import TransactionFailed
 
 __all__ = ["run_processor", "load_run_config"]
 
@@ -54,6 +56,7 @@ def run_processor(path: str | None, bootstrap: str | None = None, max_wait_s: fl
         log.info("%s: finishing the batch, checkpointing, leaving the group", signal.Signals(signum).name)
         proc.stopping = True
 
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` prints every thread's stack
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     try:
@@ -65,7 +68,7 @@ def run_processor(path: str | None, bootstrap: str | None = None, max_wait_s: fl
     except TopologyError as exc:
         log.error("%s", exc)
         return 2
-    except (ProcessorError, KafkaException) as exc:
+    except (ProcessorError, TransactionFailed, KafkaException) as exc:
         log.error("stopping without committing further progress: %s", exc)
         return 1
     finally:

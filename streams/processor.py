@@ -87,7 +87,7 @@ class Processor:
             self._producer = Producer(pconf)
         cconf = consumer_config(self.cfg)
         self.consumer = Consumer(cconf)
-        self.state = StateReader(admin_config(self.cfg), self.topics.state)
+        self.state = StateReader(admin_config(self.cfg), self.topics.state, self.cfg.processor.group)
         self.consumer.subscribe(
             [*self.topics.input, self.topics.repartition],
             on_assign=self._on_assign,
@@ -273,7 +273,9 @@ class Processor:
                 self._produce(self.topics.state, blob, monitor_record_key(key), partition=slot)
             mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
             if any(self._committed.get(tp) != o for tp, o in mine.items()):
-                self._produce(self.topics.state, offsets_record(mine), OFFSETS_KEY, partition=slot)
+                self._produce(
+                    self.topics.state, offsets_record(mine, self.cfg.processor.group), OFFSETS_KEY, partition=slot
+                )
         self.metrics.snapshot_bytes.inc(written)
         offsets = [TopicPartition(t, p, o) for (t, p), o in advanced.items()]
         if self.txn is not None:

@@ -16,6 +16,7 @@ from .clients import BrokerUnreachable
 from .observe import HealthServer, Metrics, setup_logging
 from .processor import Processor, ProcessorError
 from .settings import ConfigError, RunConfig
+from .state import ForeignState
 from .topology import TopologyError
 from .transactions import TransactionFailed
 
@@ -65,7 +66,7 @@ def run_processor(path: str | None, bootstrap: str | None = None, max_wait_s: fl
     except BrokerUnreachable as exc:
         log.error("%s", exc)
         return 2
-    except TopologyError as exc:
+    except (TopologyError, ForeignState) as exc:
         log.error("%s", exc)
         return 2
     except (ProcessorError, TransactionFailed, KafkaException) as exc:

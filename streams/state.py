@@ -21,7 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from detectors import MonitorBank, SnapshotError
 
-__all__ = ["OFFSETS_KEY", "Restored", "StateReader", "monitor_record_key", "offsets_record"]
+__all__ = ["ForeignState", "OFFSETS_KEY", "Restored", "StateReader", "monitor_record_key", "offsets_record"]
 
 OFFSETS_KEY = b"\x00offsets"
 Offsets = dict[tuple[str, int], int]
@@ -31,8 +31,12 @@ def monitor_record_key(key: tuple[str, str, str]) -> bytes:
     return orjson.dumps(list(key))
 
 
-def offsets_record(offsets: Offsets) -> bytes:
-    return orjson.dumps({"offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())]})
+def offsets_record(offsets: Offsets, group: str) -> bytes:
+    return orjson.dumps({"group": group, "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())]})
+
+
+class ForeignState(RuntimeError):
+    """The state topic holds another consumer group's checkpoints."""
 
 
 @dataclass(slots=True)
@@ -49,8 +53,9 @@ class Restored:
 class StateReader:
     """Reads state partitions from the beginning to their end (committed records only)."""
 
-    def __init__(self, conf: dict[str, object], topic: str) -> None:
+    def __init__(self, conf: dict[str, object], topic: str, group: str) -> None:
         self.topic = topic
+        self.group = group
         self._consumer = Consumer(
             {
                 **conf,
@@ -102,7 +107,13 @@ class StateReader:
                     continue
                 try:
                     if k == OFFSETS_KEY:
-                        res.offsets = {(t, int(q)): int(o) for t, q, o in orjson.loads(v)["offsets"]}
+                        doc = orjson.loads(v)
+                        if doc.get("group") != self.group:
+                            raise ForeignState(
+                                f"state topic {self.topic} holds checkpoints of consumer group {doc.get('group')!r}, "
+                                f"not {self.group!r}: give each group its own topics.state and topics.repartition"
+                            )
+                        res.offsets = {(t, int(q)): int(o) for t, q, o in doc["offsets"]}
                     else:
                         res.bank.restore(v)
                 except (SnapshotError, ValueError, KeyError, TypeError) as exc:

@@ -94,6 +94,68 @@ def _timestamp(v: Any, fallback_ms: int | None) -> int | Rejection:
     return Rejection("bad_type:ts", "ts must be epoch milliseconds or an RFC 3339 string")
 
 
+_VALUE_TYPES = frozenset((float, int, str, bool, type(None)))
+_OPTIONAL_STRINGS = ("variant", "version", "request_id", "event_id")
+_GOOD_NAMES: set[tuple[str, ...]] = set()
+
+
+def _fast(obj: dict[str, Any], fallback_ts_ms: int | None) -> PredictionEvent | None:
+    """The common, valid event in few C-level steps; None = let :func:`_validate` decide.
+
+    Accepts only what :func:`_validate` accepts (the example-set tests run both).
+    """
+    model = obj.get("model")
+    stage = obj.get("stage")
+    features = obj.get("features")
+    if type(model) is not str or type(stage) is not str or type(features) is not dict:
+        return None
+    if not (0 < len(model) <= MAX_STRING and 0 < len(stage) <= MAX_STRING) or len(features) > MAX_FEATURES:
+        return None
+    if features:
+        names = tuple(features)
+        if names not in _GOOD_NAMES:  # feature-name sets repeat: check each set once
+            if min(map(len, names)) == 0 or max(map(len, names)) > MAX_STRING:
+                return None
+            if len(_GOOD_NAMES) >= 4096:
+                _GOOD_NAMES.clear()
+            _GOOD_NAMES.add(names)
+        if not _VALUE_TYPES.issuperset(map(type, features.values())):
+            return None
+    ts = obj.get("ts")
+    if type(ts) is int:
+        if ts < 0:
+            return None
+    elif type(ts) is float:
+        if not (ts >= 0 and math.isfinite(ts)):
+            return None
+        ts = int(ts)
+    elif ts is None and fallback_ts_ms is not None and "ts" not in obj:
+        ts = fallback_ts_ms
+    else:
+        return None  # RFC 3339 strings and every error: the full path
+    size = 4 if "ts" in obj else 3
+    if len(obj) == size:
+        return PredictionEvent(model, stage, features, ts)
+    variant = obj.get("variant", "primary")
+    strings = [obj.get(n) for n in _OPTIONAL_STRINGS]
+    for n, v in zip(_OPTIONAL_STRINGS, strings, strict=True):
+        if n in obj and (type(v) is not str or len(v) > MAX_STRING):
+            return None
+    if not variant:
+        return None
+    prediction = obj.get("prediction")
+    label = obj.get("label")
+    if type(prediction) not in _VALUE_TYPES or type(label) not in _VALUE_TYPES:
+        return None
+    latency = obj.get("latency_ms")
+    if "latency_ms" in obj and not ((type(latency) is float or type(latency) is int) and latency >= 0):
+        return None
+    if "schema_version" in obj and not (type(obj["schema_version"]) is int and obj["schema_version"] == 1):
+        return None
+    return PredictionEvent(model, stage, features, ts, variant, strings[1], prediction, label, latency, strings[2],
+                           strings[3])  # fmt: skip
+
+
 def decode(
     raw: bytes, fallback_ts_ms: int | None = None, max_bytes: int = MAX_EVENT_BYTES
 ) -> PredictionEvent | Rejection:
@@ -106,6 +168,15 @@ def decode(
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection("invalid_json", str(exc)[:200])
+    if type(obj) is dict:
+        ev = _fast(obj, fallback_ts_ms)
+        if ev is not None:
+            return ev
+    return _validate(obj, fallback_ts_ms)
+
+
+def _validate(obj: Any, fallback_ts_ms: int | None) -> PredictionEvent | Rejection:
+    """Every check with its reason code; the path of bad and unusual events."""
     if type(obj) is not dict:
         return Rejection("not_an_object", f"top level is {type(obj).__name__}, not an object")
     for name in ("model", "stage", "features"):

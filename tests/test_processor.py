@@ -109,8 +109,10 @@ def test_malformed_input_is_dead_lettered_and_nothing_is_lost(broker: Broker, tm
         produce(broker, names["input"][0], items, **{"message.max.bytes": 4_000_000})
         total = len(items)
         wait_for(
-            lambda: run.metric("driftstream_events_processed_total") + run.metric("driftstream_events_rejected_total")
-            >= total,
+            lambda: (
+                run.metric("driftstream_events_processed_total") + run.metric("driftstream_events_rejected_total")
+                >= total
+            ),
             90,
             "every message accounted for",
         )
@@ -178,6 +180,6 @@ def test_crash_recovery_survivor_restores_state_and_alerts_match(broker: Broker,
     assert set(firing) == want
     if eos:
         assert len(firing) == len(set(firing)), "exactly-once: no alert twice"
-    assert any(
-        int(m) > 0 for m in re.findall(r"restored (\d+) monitors", restored)
-    ), "the survivor should have restored monitors from the state topic"
+    assert any(int(m) > 0 for m in re.findall(r"restored (\d+) monitors", restored)), (
+        "the survivor should have restored monitors from the state topic"
+    )

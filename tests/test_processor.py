@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from .conftest import Broker
 from .harness import (
     alerts_of,
-    expected_alerts,
     committed_total,
+    expected_alerts,
     produce,
     read_topic,
     scenario,

@@ -12,6 +12,7 @@ One worker, 60 (model, stage) keys × 10 numeric features, ADWIN + Page-Hinkley 
 
 from __future__ import annotations
 
+import multiprocessing as mp
 import threading
 import time
 import uuid
@@ -134,6 +135,27 @@ def bench_processor(bootstrap: str, n: int, client: dict[str, Any] | None = None
     return figures
 
 
+def _paced_load(bootstrap: str, topic: str, client: dict[str, Any], rate: float, total: int) -> None:
+    """Events stamped with the wall clock at ``rate``/s; drift starts key by key."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random", **client})
+    rng = np.random.default_rng(3)
+    shift_at = {k: int(total * (0.2 + 0.6 * k / KEYS)) for k in range(KEYS)}
+    t0 = time.perf_counter()
+    for i in range(total):
+        k = i % KEYS
+        f = {f"f{j}": float(x) for j, x in enumerate(rng.normal(size=FEATURES).round(6))}
+        if i >= shift_at[k]:
+            f["f0"] += 3.0
+        ev = {"model": f"model{k}", "stage": "serve", "features": f, "ts": int(time.time() * 1000)}
+        p.produce(topic, orjson.dumps(ev), f"model{k}/serve".encode())
+        if i % 500 == 0:
+            p.poll(0)
+            ahead = i / rate - (time.perf_counter() - t0)
+            if ahead > 0:
+                time.sleep(ahead)
+    p.flush(30)
+
+
 def _latency(bootstrap: str, client: dict[str, Any], guarantee: str, rate: float, seconds: float) -> dict[str, float]:
     prefix = f"lat-{uuid.uuid4().hex[:6]}"
     cfg = _config(bootstrap, prefix, client, guarantee)
@@ -163,24 +185,12 @@ def _latency(bootstrap: str, client: dict[str, Any], guarantee: str, rate: float
     _produce(bootstrap, cfg.topics.input[0], _payloads(warm, 2), client)  # reference windows, as fast as possible
     while proc._counts["processed"] < warm:
         time.sleep(0.05)
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random", **client})
     total = int(rate * seconds)
-    rng = np.random.default_rng(3)
-    shift_key = {k: int(total * (0.2 + 0.6 * k / KEYS)) for k in range(KEYS)}  # drift starts key by key
-    t0 = time.perf_counter()
-    for i in range(total):
-        k = i % KEYS
-        f = {f"f{j}": float(x) for j, x in enumerate(rng.normal(size=FEATURES).round(6))}
-        if i >= shift_key[k]:
-            f["f0"] += 3.0
-        ev = {"model": f"model{k}", "stage": "serve", "features": f, "ts": int(time.time() * 1000)}
-        p.produce(cfg.topics.input[0], orjson.dumps(ev), f"model{k}/serve".encode())
-        if i % 500 == 0:
-            p.poll(0)
-            ahead = i / rate - (time.perf_counter() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-    p.flush(30)
+    # the load comes from another process, so it does not share the processor's GIL
+    load = mp.get_context("spawn").Process(target=_paced_load, args=(bootstrap, cfg.topics.input[0], client, rate,
+                                                                       total))  # fmt: skip
+    load.start()
+    load.join(seconds * 3 + 60)
     time.sleep(cfg.processor.checkpoint_interval_s + 3)
     done.set()
     proc.stopping = True

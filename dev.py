@@ -4,7 +4,7 @@
     python3 dev.py demo    # set up .venv if needed, then run the drift demo on the embedded broker
     python3 dev.py test    # set up .venv if needed, then run the whole test suite
     python3 dev.py lint    # ruff + mypy
-    python3 dev.py bench   # engine benchmark figures
+    python3 dev.py bench   # engine benchmark figures (`bench processor [--broker apache]`: end to end)
 
 The virtual environment lives in .venv and is reinstalled when pyproject.toml changes.
 """
@@ -59,7 +59,8 @@ def main(argv: list[str]) -> int:
             sh(PY, "-m", "ruff", "check", ".") or sh(PY, "-m", "ruff", "format", "--check", ".") or sh(PY, "-m", "mypy")
         )
     if what == "bench":
-        return sh(PY, "-m", "loadtest.bench", "engine", *rest)
+        what_bench = rest if rest[:1] in (["engine"], ["processor"]) else ["engine", *rest]
+        return sh(PY, "-m", "loadtest.bench", *what_bench)
     code = sh(PY, "-m", "pytest", *rest)
     return 0 if code == 5 and os.environ.get("DRIFTSTREAM_ALLOW_EMPTY") else code
 

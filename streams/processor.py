@@ -309,6 +309,7 @@ class Processor:
     def _rewind(self) -> None:
         """After an abort: drop in-memory progress, reload state, seek back to the committed offsets."""
         assigned = self.consumer.assignment()
+        self._delivery_errors.clear()  # they belonged to the aborted transaction
         self.positions.clear()
         self._committed.clear()
         self._load(assigned)

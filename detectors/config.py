@@ -156,8 +156,13 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return out
 
 
-def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
-    """One line per problem: the dotted key, what is wrong, and what is allowed."""
+def format_validation_error(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per problem: the dotted key, what is wrong, and what is allowed.
+
+    ``model`` is the class that was validated; without it the allowed keys are looked up among
+    the engine's own models by the error's title.
+    """
+    root = model if model is not None else _ENGINE_MODELS.get(exc.title)
     lines = []
     for err in exc.errors():
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in err["loc"]).replace(".[", "[")
@@ -165,16 +170,15 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
-            allowed = _allowed_keys(exc.title, err["loc"])
+            allowed = _allowed_keys(root, err["loc"])
             if allowed:
                 msg += f" (allowed: {', '.join(allowed)})"
         lines.append(f"config key {key!r}: {msg}")
     return "invalid configuration:\n  " + "\n  ".join(lines)
 
 
-def _allowed_keys(title: str, loc: tuple[Any, ...]) -> list[str]:
-    models: dict[str, type[BaseModel]] = {"EngineConfig": EngineConfig, "MonitorRule": MonitorRule}
-    model: Any = models.get(title)
+def _allowed_keys(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
+    model: Any = root
     for part in loc[:-1]:
         if model is None or isinstance(part, int):
             continue
@@ -182,6 +186,9 @@ def _allowed_keys(title: str, loc: tuple[Any, ...]) -> list[str]:
         ann = field.annotation if field else None
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
     return sorted(model.model_fields) if model is not None else []
+
+
+_ENGINE_MODELS: dict[str, type[BaseModel]] = {"EngineConfig": EngineConfig, "MonitorRule": MonitorRule}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

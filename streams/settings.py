@@ -112,7 +112,7 @@ class RunConfig(_Strict):
         try:
             config = cls.model_validate(data)
         except ValidationError as exc:
-            raise ConfigError(format_validation_error(exc)) from None
+            raise ConfigError(format_validation_error(exc, model=cls)) from None
         _ = config.engine  # engine sections are checked now, with their own key names
         return config
 

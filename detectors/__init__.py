@@ -16,6 +16,7 @@ from .psi import PSI_EPSILON, PSIPool, WindowedPSI, psi
 from .reference import MonitorProfile, SignalProfile, categorical_profile, numeric_profile
 from .segments import Segments
 from .snapshot import SnapshotError
+from .warmup import warm_kernels
 
 __all__ = [
     "ADWIN",
@@ -40,4 +41,5 @@ __all__ = [
     "categorical_profile",
     "alert_id",
     "SnapshotError",
+    "warm_kernels",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from detectors import MonitorBank
+from detectors import MonitorBank, warm_kernels
 from schemas import PredictionEvent, Rejection, decode
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
@@ -67,6 +67,7 @@ class Processor:
         # the collector dozens of times per batch over long-lived monitor state.
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
+        log.info("detector kernels loaded in %.2f s", warm_kernels())
         admin = connect(self.cfg)
         self.topology: Topology = ensure_topics(admin, self.topics)
         self.guarantee = choose_guarantee(self.cfg, admin)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -170,3 +173,29 @@ def test_reference_profile_file_skips_warmup(tmp_path) -> None:  # type: ignore[
     fired = {(a["signal"], a["detector"]) for a in alerts}
     assert ("feature:f2", "psi") in fired
     assert all(a["reference"] == {"source": "train.csv", "size": 4000} for a in alerts)
+
+
+_WARM_CHECK = """
+from numba.core.registry import CPUDispatcher
+from detectors import _adwin_kernel, _ph_kernel, _psi_kernel, warm_kernels
+from tests.test_bank import bank, shift_f1_of_model2
+from tests.synth import in_batches, stream
+mods = (_adwin_kernel, _ph_kernel, _psi_kernel)
+def signatures():
+    return {f"{m.__name__}.{k}": len(v.signatures) for m in mods for k, v in vars(m).items()
+            if isinstance(v, CPUDispatcher) and not k.startswith("_")}
+assert not any(signatures().values())
+warm_kernels()
+warmed = signatures()
+assert warmed and all(warmed.values()), warmed
+alerts, _ = in_batches(bank(), stream(20_000, keys=3, mutate=shift_f1_of_model2, latency=True), 2_000)
+assert alerts
+assert signatures() == warmed, (signatures(), warmed)
+"""
+
+
+def test_warm_kernels_compiles_every_kernel_a_real_run_uses() -> None:
+    # a fresh interpreter: in this one, earlier tests have compiled the kernels already
+    res = subprocess.run([sys.executable, "-c", _WARM_CHECK], cwd=Path(__file__).parent.parent, capture_output=True,
+                         text=True, timeout=300, check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]

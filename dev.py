@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
         return 0 if what == "help" else 2
     ensure_env()
     if what == "demo":
-        return sh(BIN / "driftstream", "smoke", *rest)
+        return sh(BIN / "driftstream", "demo", *rest)
     if what == "lint":
         return (
             sh(PY, "-m", "ruff", "check", ".") or sh(PY, "-m", "ruff", "format", "--check", ".") or sh(PY, "-m", "mypy")

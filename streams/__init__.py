@@ -1,4 +1,4 @@
-"""Kafka runtimes around the engine: the embedded broker, the CLI, the smoke path."""
+"""Kafka runtimes around the engine: the embedded broker, the CLI, the processor."""
 
 from __future__ import annotations
 

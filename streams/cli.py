@@ -47,12 +47,6 @@ def _reference_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _smoke(args: argparse.Namespace) -> int:
-    from .smoke import run_smoke  # noqa: PLC0415
-
-    return run_smoke(args.bootstrap, events=args.events)
-
-
 def _run(args: argparse.Namespace) -> int:
     from .run import run_processor  # noqa: PLC0415
 
@@ -85,10 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     rb.add_argument("--max-categories", type=int, default=50)
     rb.set_defaults(func=_reference_build)
 
-    s = sub.add_parser("smoke", help="publish a drift scenario to Kafka, consume it, show the alerts")
-    s.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    s.add_argument("--events", type=int, default=48_000)
-    s.set_defaults(func=_smoke)
+    from loadtest.cli import add_commands  # noqa: PLC0415
+
+    add_commands(sub)
 
     args = ap.parse_args(argv)
     return int(args.func(args))

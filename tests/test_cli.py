@@ -1,4 +1,4 @@
-"""The driftstream command: reference build from each format, and the smoke path on each broker."""
+"""The driftstream command: reference build from each format, and the embedded broker command."""
 
 from __future__ import annotations
 
@@ -12,9 +12,6 @@ import pytest
 
 from detectors import MonitorProfile
 from streams.cli import main
-from streams.smoke import run_smoke
-
-from .conftest import Broker
 
 
 def _check_profile(path: Path) -> MonitorProfile:
@@ -68,13 +65,6 @@ def test_reference_build_errors_are_messages(tmp_path: Path, capsys: pytest.Capt
     assert main(["reference", "build", str(bad), "-o", str(tmp_path / "p.json")]) == 1
     assert f"{bad}:2: not JSON" in capsys.readouterr().err
     assert main(["reference", "build", str(tmp_path / "x.xlsx"), "-o", str(tmp_path / "p.json")]) == 1
-
-
-@pytest.mark.broker
-def test_smoke_path_catches_the_injected_drift(broker: Broker, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_smoke(broker.bootstrap, events=24_000, drift_at=14_000) == 0
-    out = capsys.readouterr().out
-    assert "injected drift caught: yes; alerts on untouched keys: 0" in out
 
 
 def test_broker_command_serves_until_sigterm() -> None:

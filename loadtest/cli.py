@@ -1,0 +1,135 @@
+"""``driftstream loadtest generate | replay | evaluate | bench`` and ``driftstream demo``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from detectors.config import ConfigError, load_yaml
+
+__all__ = ["add_commands"]
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import generate, write  # noqa: PLC0415
+    from .scenario import Scenario, parse_drift, preset  # noqa: PLC0415
+
+    try:
+        if args.scenario.endswith((".yaml", ".yml")):
+            sc = Scenario.from_mapping(load_yaml(args.scenario))
+        else:
+            sc = preset(args.scenario)
+        upd: dict[str, Any] = {k: v for k, v in (("events", args.events), ("seed", args.seed), ("rate", args.rate))
+                               if v is not None}  # fmt: skip
+        if args.drift:
+            upd["drifts"] = [*sc.drifts, *(parse_drift(d) for d in args.drift)]
+        if upd:
+            sc = Scenario.from_mapping({**sc.model_dump(), **upd, "drifts": [
+                d.model_dump() for d in upd.get("drifts", sc.drifts)]})  # fmt: skip
+    except ConfigError as exc:
+        print(f"driftstream loadtest generate: {exc}", file=sys.stderr)
+        return 2
+    events, truth = write(generate(sc), Path(args.out))
+    doc = orjson.loads(truth.read_bytes())
+    print(f"wrote {events} ({doc['events']:,} events, {len(doc['keys'])} keys) and {truth} "
+          f"({sum(d['role'] == 'injected' for d in doc['drifts'])} injected drifts)")  # fmt: skip
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from .replay import read_events, replay  # noqa: PLC0415
+
+    path = Path(args.file)
+    if not path.exists():
+        print(f"driftstream loadtest replay: no such file {path}", file=sys.stderr)
+        return 2
+    total = sum(1 for _ in path.open("rb")) if path.suffix == ".jsonl" else None
+    res = replay(read_events(path), args.bootstrap, args.topic, rate=args.rate, speedup=args.speedup,
+                 restamp=args.restamp, key_field=args.key_field, total=total, metrics_url=args.metrics_url,
+                 progress=not args.quiet)  # fmt: skip
+    line = f"sent {res.sent:,} events in {res.seconds:.1f} s = {res.rate:,.0f}/s"
+    if res.target_rate:
+        line += f" (target {res.target_rate:,.0f}/s, {res.rate_error_percent:+.1f} %)"
+    print(line + f"; {res.errors} delivery errors")
+    if args.summary:
+        Path(args.summary).write_bytes(orjson.dumps(res.as_dict(), option=orjson.OPT_INDENT_2))
+    return 0 if res.errors == 0 else 1
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import read_topic_docs, score, throughput  # noqa: PLC0415
+    from .report import write_report  # noqa: PLC0415
+
+    truth = orjson.loads(Path(args.truth).read_bytes())
+    rep = orjson.loads(Path(args.replay_summary).read_bytes()) if args.replay_summary else None
+    alerts = read_topic_docs(args.bootstrap, args.alerts_topic, idle_s=args.idle)
+    summaries = read_topic_docs(args.bootstrap, args.metrics_topic, idle_s=2.0) if args.metrics_topic else []
+    result = score(truth, alerts, ts_shift_ms=rep["ts_shift_ms"] if rep else 0, tolerance=args.tolerance)
+    tput = throughput(rep["metrics_samples"] if rep else [])
+    events = Path(args.events) if args.events else None
+    report = write_report(Path(args.out), truth, result, alerts, summaries, events, rep, tput)
+    print(f"detected {result['detected']} of {result['injected']} drifts; {result['false_alerts']} false alerts; "
+          f"latency p50 {result['latency_p50_ms']} ms; report: {report}")  # fmt: skip
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import main as bench_main  # noqa: PLC0415
+
+    return bench_main(args.rest)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo  # noqa: PLC0415
+
+    return run_demo(bootstrap=args.bootstrap, out=Path(args.out), rate=args.rate)
+
+
+def add_commands(sub: Any) -> None:
+    """Register ``loadtest`` and ``demo`` on the ``driftstream`` parser."""
+    lt = sub.add_parser("loadtest", help="generate traffic with known drift, replay it, evaluate the alerts")
+    lts = lt.add_subparsers(dest="loadtest_command", required=True)
+    g = lts.add_parser("generate", help="synthetic events (JSONL) plus a ground-truth file")
+    g.add_argument("--scenario", default="all-kinds", help="a preset (demo, all-kinds, none) or a YAML file")
+    g.add_argument("--events", type=int, help="events over all keys (overrides the scenario)")
+    g.add_argument("--seed", type=int)
+    g.add_argument("--rate", type=float, help="event-time spacing in events per second")
+    g.add_argument("--drift", action="append", help="add KIND:MODEL/STAGE[:SIGNAL]@START[-END][xMAG]")
+    g.add_argument("-o", "--out", default="loadtest-out")
+    g.set_defaults(func=_generate)
+    r = lts.add_parser("replay", help="send JSONL/CSV/Parquet events to a topic")
+    r.add_argument("file")
+    r.add_argument("--bootstrap", default="127.0.0.1:9092")
+    r.add_argument("--topic", default="predictions")
+    pace = r.add_mutually_exclusive_group()
+    pace.add_argument("--rate", type=float, help="target events/s (default: as fast as possible)")
+    pace.add_argument("--speedup", type=float, help="follow recorded event time, N times faster")
+    r.add_argument("--restamp", action="store_true", help="shift ts so the first event is now")
+    r.add_argument("--key-field", help="use this field of the event as the Kafka key (default model/stage)")
+    r.add_argument("--metrics-url", help="sample the processor's /metrics during the replay")
+    r.add_argument("--summary", help="write the replay summary (and metric samples) as JSON here")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=_replay)
+    e = lts.add_parser("evaluate", help="score the alerts topic against the ground truth; report.md + plots")
+    e.add_argument("--truth", required=True)
+    e.add_argument("--events", help="the replayed JSONL (for the signal plots)")
+    e.add_argument("--replay-summary", help="the replay's --summary file (time shift, throughput samples)")
+    e.add_argument("--bootstrap", default="127.0.0.1:9092")
+    e.add_argument("--alerts-topic", default="drift-alerts")
+    e.add_argument("--metrics-topic", default="drift-metrics", help="window summaries, for the PSI plot ('' = skip)")
+    e.add_argument("--tolerance", type=int, default=5_000, help="events after a drift's end still attributed to it")
+    e.add_argument("--idle", type=float, default=5.0, help="stop reading after this many quiet seconds")
+    e.add_argument("-o", "--out", default="loadtest-report")
+    e.set_defaults(func=_evaluate)
+    b = lts.add_parser("bench", help="benchmarks: engine | processor [--broker ...] (see python -m loadtest.bench)")
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    b.set_defaults(func=_bench)
+    d = sub.add_parser("demo", help="embedded broker + processor + a drift scenario, alerts live, then a report")
+    d.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
+    d.add_argument("--rate", type=float, default=5_000.0, help="replay rate, events/s")
+    d.add_argument("-o", "--out", default="driftstream-demo")
+    d.set_defaults(func=_demo)

@@ -1,0 +1,259 @@
+"""Synthetic prediction traffic with drift injected where the ground truth says, reproducibly.
+
+Every key draws its features from its stage template; a drift changes one signal of one key over
+a span of that key's positions. Predictions are computed from standardized features, so a shift
+in a weighted feature also shifts the prediction, and in a pipeline the upstream prediction is an
+input of the next stage (``vad_prob`` of ``asr``, ``segment`` of ``recommender``): drift injected
+upstream reaches the downstream stage's inputs. The ground truth lists the injected drifts and
+every signal they move (``derived`` on the same key, ``propagated`` downstream), so an evaluation
+can tell a correctly attributed alert from a false one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .scenario import TEMPLATES, Drift, KeySpec, Scenario
+
+__all__ = ["Generated", "generate", "write"]
+
+_CLASSES = np.array(["A", "B", "C"], dtype=object)
+
+
+def _draw(rng: np.random.Generator, dist: tuple[str, float, float], n: int) -> np.ndarray:
+    kind, a, b = dist
+    if kind == "normal":
+        return rng.normal(a, b, n)
+    if kind == "gamma":
+        return rng.gamma(a, b, n)
+    if kind == "lognormal":
+        return rng.lognormal(a, b, n)
+    return rng.poisson(a, n).astype(np.float64)
+
+
+def _span(d: Drift, n: int) -> tuple[int, int]:
+    start = int(d.start * n) if d.start < 1 else int(d.start)
+    end = n if d.end is None else (int(d.end * n) if d.end <= 1 else int(d.end))
+    return min(start, n), min(max(end, start), n)
+
+
+def _phases(d: Drift, n: int) -> list[tuple[int, int]]:
+    """Where the new concept is in force: one span, or the on-phases of a recurring drift."""
+    a, b = _span(d, n)
+    if d.kind != "recurring":
+        return [(a, b)]
+    return [(s, min(s + d.period, b)) for s in range(a, b, 2 * d.period)]
+
+
+def _mix(d: Drift, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Per position, how much of the new concept is in force (0..1)."""
+    m = np.zeros(n)
+    a, b = _span(d, n)
+    if d.kind == "incremental":
+        m[a:b] = np.linspace(0.0, 1.0, b - a, endpoint=False)
+        if d.end is not None and b < n:
+            m[b:] = 1.0  # it crept to the new level and stays
+    elif d.kind == "gradual":
+        ramp = np.linspace(0.0, 1.0, b - a, endpoint=False)
+        m[a:b] = rng.random(b - a) < ramp  # each event from the new concept with a rising probability
+        m[b:] = 1.0
+    else:
+        for s, e in _phases(d, n):
+            m[s:e] = 1.0
+    return m
+
+
+class Generated:
+    """Per-key columns of one scenario, plus its ground truth."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        sc = scenario
+        self.per_key = sc.events // len(sc.keys)
+        rng = np.random.default_rng(sc.seed)
+        self.columns: dict[str, dict[str, Any]] = {}
+        self.truth: list[dict[str, Any]] = []
+        upstream_of = {p[i + 1]: p[i] for p in sc.pipelines for i in range(len(p) - 1)}
+        order = sorted(sc.keys, key=lambda k: _depth(k.key, upstream_of))
+        for spec in order:
+            up = upstream_of.get(spec.key)
+            self.columns[spec.key] = self._key(spec, rng, self.columns[up] if up else None)
+        self._propagate(upstream_of)
+        self.request_ids = [f"r{i:09d}" for i in range(self.per_key)]
+
+    # ------------------------------------------------------------------ one key
+    def _key(self, spec: KeySpec, rng: np.random.Generator, upstream: dict[str, Any] | None) -> dict[str, Any]:
+        sc, n, t = self.scenario, self.per_key, TEMPLATES[spec.template]
+        drifts = [d for d in sc.drifts if d.key == spec.key]
+        num = {name: _draw(rng, dist, n) for name, dist in t["numeric"].items()}
+        cat = {name: rng.choice(list(p), n, p=list(p.values())).astype(object) for name, p in t["categorical"].items()}
+        if upstream is not None:
+            up = upstream["prediction"]
+            if up.dtype == object:
+                cat[t["upstream"]] = up.copy()
+            else:
+                num[t["upstream"]] = up.copy()
+        ref = {name: (float(np.mean(v)), float(np.std(v)) or 1.0) for name, v in num.items()}
+        logit_shift = np.zeros(n)
+        lat_factor = np.ones(n)
+        missing_p = {name: np.full(n, sc.missing_rate) for name in num}
+        for i, d in enumerate(drifts):
+            name = d.signal.split(":", 1)[1] if ":" in d.signal else ""
+            m = _mix(d, n, rng)
+            if d.kind in ("sudden", "gradual", "incremental", "recurring"):
+                num[name] += m * (d.magnitude if d.magnitude is not None else 2.0) * ref[name][1]
+            elif d.kind == "categorical-shift":
+                moved = rng.random(n) < m * (d.magnitude if d.magnitude is not None else 0.5)
+                probs = t["categorical"][name]
+                cat[name][moved] = min(probs, key=probs.get)  # mass moves to the rarest category
+            elif d.kind == "missing-spike":
+                missing_p.setdefault(name, np.zeros(n))[m > 0] = d.magnitude if d.magnitude is not None else 0.3
+            elif d.kind == "prediction-shift":
+                logit_shift += m * (d.magnitude if d.magnitude is not None else 2.0)
+            elif d.kind == "latency-regression":
+                lat_factor += m * (d.magnitude if d.magnitude is not None else 1.0)
+            self._record(spec, d, i)
+        missing = {name: rng.random(n) < p for name, p in missing_p.items()}
+        logit = logit_shift + rng.normal(0.0, 0.5, n)
+        for name, w in t["weights"].items():
+            mean, sd = ref[name]
+            z = (num[name] - mean) / sd
+            logit += w * np.where(missing.get(name, False), 0.0, z)
+        score = 1.0 / (1.0 + np.exp(-logit))
+        if t["prediction"] == "class":
+            pred: np.ndarray = _CLASSES[np.digitize(score, [0.35, 0.65])]
+        else:
+            pred = score.round(6)
+        for name, v in num.items():
+            num[name] = np.where(missing[name], np.nan, v.round(4))
+        for name, v in cat.items():
+            if name in missing:
+                v[missing[name]] = None
+        shape, scale = t["latency"]
+        lat = (rng.gamma(shape, scale, n) * lat_factor).round(3)
+        return {"spec": spec, "numeric": num, "categorical": cat, "prediction": pred, "latency": lat,
+                "weights": t["weights"], "upstream_name": t.get("upstream")}  # fmt: skip
+
+    # ------------------------------------------------------------ ground truth
+    def _entry(self, spec: KeySpec, d: Drift, signal: str, role: str, source: int, span: tuple[int, int]) -> None:
+        a, b = span
+        self.truth.append({
+            "key": spec.key, "model": spec.model, "stage": spec.stage, "variant": spec.variant, "signal": signal,
+            "kind": d.kind, "role": role, "source": source, "start_position": a, "end_position": b,
+            "start_ts": self.ts_of(spec.key, a), "end_ts": self.ts_of(spec.key, max(b - 1, a)),
+            "magnitude": d.magnitude,
+        })  # fmt: skip
+
+    def _record(self, spec: KeySpec, d: Drift, _: int) -> None:
+        if d.kind == "none":
+            return
+        source = len({e["source"] for e in self.truth if e["role"] == "injected"})
+        name = d.signal.split(":", 1)[1] if ":" in d.signal else ""
+        primary = {"latency-regression": "latency_ms", "prediction-shift": "prediction"}.get(d.kind, d.signal)
+        weights = TEMPLATES[spec.template]["weights"]
+        for span in _phases(d, self.per_key):
+            self._entry(spec, d, primary, "injected", source, span)
+            derived = []
+            if d.kind == "missing-spike":
+                derived.append(f"feature:{name}")
+            moves_prediction = d.kind == "prediction-shift" or (d.kind != "categorical-shift" and weights.get(name))
+            if moves_prediction and primary != "prediction":
+                derived.append("prediction")
+            for sig in derived:
+                self._entry(spec, d, sig, "derived", source, span)
+
+    def _propagate(self, upstream_of: dict[str, str]) -> None:
+        """Upstream prediction moved → the downstream input that carries it moved (and what it feeds)."""
+        changed = True
+        while changed:
+            changed = False
+            for down, up in upstream_of.items():
+                col = self.columns[down]
+                feat = f"feature:{col['upstream_name']}"
+                for e in [e for e in self.truth if e["key"] == up and e["signal"] == "prediction"]:
+                    have = {(x["key"], x["signal"], x["source"], x["start_position"]) for x in self.truth}
+                    spec: KeySpec = col["spec"]
+                    d = Drift(kind=e["kind"], key=down, signal=feat, start=e["start_position"],
+                              end=e["end_position"], magnitude=e["magnitude"])  # fmt: skip
+                    sigs = [feat] + (["prediction"] if col["weights"].get(col["upstream_name"]) else [])
+                    for sig in sigs:
+                        if (down, sig, e["source"], e["start_position"]) not in have:
+                            self._entry(spec, d, sig, "propagated", e["source"], (e["start_position"],
+                                                                                  e["end_position"]))  # fmt: skip
+                            changed = True
+
+    # ------------------------------------------------------------------ output
+    def ts_of(self, key: str, position: int) -> int:
+        k = [s.key for s in self.scenario.keys].index(key)
+        i = position * len(self.scenario.keys) + k
+        return self.scenario.start_ts + int(i * 1000 / self.scenario.rate)
+
+    def signals(self, key: str) -> list[str]:
+        col = self.columns[key]
+        names = sorted([*col["numeric"], *col["categorical"]])
+        return [f"feature:{n}" for n in names] + [f"missing:{n}" for n in names] + ["prediction", "latency_ms"]
+
+    def events(self) -> Iterator[bytes]:
+        """JSON lines in stream order: request by request, each key once per request."""
+        sc = self.scenario
+        cols = []
+        for spec in sc.keys:
+            c = self.columns[spec.key]
+            feats = [(n, v.tolist()) for n, v in c["numeric"].items()] + [(n, v.tolist()) for n, v in
+                                                                          c["categorical"].items()]  # fmt: skip
+            cols.append((spec, feats, c["prediction"].tolist(), c["latency"].tolist()))
+        step = 1000 / sc.rate
+        i = 0
+        for p in range(self.per_key):
+            rid = self.request_ids[p]
+            for spec, feats, pred, lat in cols:
+                f = {n: (None if v != v else v) for n, v in ((n, col[p]) for n, col in feats)}
+                yield orjson.dumps({
+                    "model": spec.model, "stage": spec.stage, "variant": spec.variant, "version": "1",
+                    "ts": sc.start_ts + int(i * step), "features": f, "prediction": pred[p],
+                    "latency_ms": lat[p], "request_id": rid,
+                })  # fmt: skip
+                i += 1
+
+    def truth_document(self) -> dict[str, Any]:
+        sc = self.scenario
+        return {
+            "scenario": sc.model_dump(),
+            "events": self.per_key * len(sc.keys),
+            "keys": [{"key": s.key, "model": s.model, "stage": s.stage, "variant": s.variant,
+                      "events": self.per_key, "signals": self.signals(s.key)} for s in sc.keys],
+            "drifts": self.truth,
+        }  # fmt: skip
+
+
+def _depth(key: str, upstream_of: dict[str, str]) -> int:
+    d = 0
+    while key in upstream_of:
+        key, d = upstream_of[key], d + 1
+    return d
+
+
+def generate(scenario: Scenario) -> Generated:
+    return Generated(scenario)
+
+
+def write(gen: Generated, out: Path) -> tuple[Path, Path]:
+    """``events.jsonl`` and ``ground_truth.json`` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    events, truth = out / "events.jsonl", out / "ground_truth.json"
+    with events.open("wb") as fh:
+        buf: list[bytes] = []
+        for line in gen.events():
+            buf.append(line)
+            if len(buf) >= 10_000:
+                fh.write(b"\n".join(buf) + b"\n")
+                buf.clear()
+        if buf:
+            fh.write(b"\n".join(buf) + b"\n")
+    truth.write_bytes(orjson.dumps(gen.truth_document(), option=orjson.OPT_INDENT_2))
+    return events, truth

@@ -14,22 +14,27 @@ from detectors.config import ConfigError, load_yaml
 __all__ = ["add_commands"]
 
 
-def _generate(args: argparse.Namespace) -> int:
-    from .generate import generate, write  # noqa: PLC0415
+def _scenario(args: argparse.Namespace) -> Any:
+    """The preset or YAML scenario with the command line's overrides."""
     from .scenario import Scenario, parse_drift, preset  # noqa: PLC0415
 
+    if args.scenario.endswith((".yaml", ".yml")):
+        sc = Scenario.from_mapping(load_yaml(args.scenario))
+    else:
+        sc = preset(args.scenario)
+    upd: dict[str, Any] = {k: v for k, v in (("events", args.events), ("seed", args.seed), ("rate", args.event_rate))
+                           if v is not None}  # fmt: skip
+    drifts = [*sc.drifts, *(parse_drift(d) for d in args.drift or [])]
+    if upd or args.drift:
+        sc = Scenario.from_mapping({**sc.model_dump(), **upd, "drifts": [d.model_dump() for d in drifts]})
+    return sc
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from .generate import generate, write  # noqa: PLC0415
+
     try:
-        if args.scenario.endswith((".yaml", ".yml")):
-            sc = Scenario.from_mapping(load_yaml(args.scenario))
-        else:
-            sc = preset(args.scenario)
-        upd: dict[str, Any] = {k: v for k, v in (("events", args.events), ("seed", args.seed), ("rate", args.rate))
-                               if v is not None}  # fmt: skip
-        if args.drift:
-            upd["drifts"] = [*sc.drifts, *(parse_drift(d) for d in args.drift)]
-        if upd:
-            sc = Scenario.from_mapping({**sc.model_dump(), **upd, "drifts": [
-                d.model_dump() for d in upd.get("drifts", sc.drifts)]})  # fmt: skip
+        sc = _scenario(args)
     except ConfigError as exc:
         print(f"driftstream loadtest generate: {exc}", file=sys.stderr)
         return 2
@@ -38,6 +43,25 @@ def _generate(args: argparse.Namespace) -> int:
     print(f"wrote {events} ({doc['events']:,} events, {len(doc['keys'])} keys) and {truth} "
           f"({sum(d['role'] == 'injected' for d in doc['drifts'])} injected drifts)")  # fmt: skip
     return 0
+
+
+def _run_session(args: argparse.Namespace) -> int:
+    import uuid  # noqa: PLC0415
+
+    from .session import Target, print_outcome, run_loadtest  # noqa: PLC0415
+
+    try:
+        sc = _scenario(args)
+    except ConfigError as exc:
+        print(f"driftstream loadtest run: {exc}", file=sys.stderr)
+        return 2
+    if args.rate and args.event_rate is None:
+        sc = sc.model_copy(update={"rate": args.rate})  # event time then keeps pace with the wall clock
+    tag = None if args.no_tag else (args.tag or uuid.uuid4().hex[:6])
+    target = Target(args.bootstrap, args.topic, args.alerts_topic, args.metrics_topic, args.metrics_url or None)
+    outcome = run_loadtest(sc, target, Path(args.out), rate=args.rate, tag=tag, progress=not args.quiet)
+    print_outcome(outcome)
+    return 0 if outcome.ok else 1
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -89,18 +113,39 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(bootstrap=args.bootstrap, out=Path(args.out), rate=args.rate)
 
 
+def _scenario_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scenario", default="all-kinds", help="a preset (demo, all-kinds, none) or a YAML file")
+    p.add_argument("--events", type=int, help="events over all keys (overrides the scenario)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--event-rate", type=float, help="event-time spacing in events per second")
+    p.add_argument("--drift", action="append", help="add KIND:MODEL/STAGE[:SIGNAL]@START[-END][xMAG]")
+
+
 def add_commands(sub: Any) -> None:
     """Register ``loadtest`` and ``demo`` on the ``driftstream`` parser."""
     lt = sub.add_parser("loadtest", help="generate traffic with known drift, replay it, evaluate the alerts")
     lts = lt.add_subparsers(dest="loadtest_command", required=True)
     g = lts.add_parser("generate", help="synthetic events (JSONL) plus a ground-truth file")
-    g.add_argument("--scenario", default="all-kinds", help="a preset (demo, all-kinds, none) or a YAML file")
-    g.add_argument("--events", type=int, help="events over all keys (overrides the scenario)")
-    g.add_argument("--seed", type=int)
-    g.add_argument("--rate", type=float, help="event-time spacing in events per second")
-    g.add_argument("--drift", action="append", help="add KIND:MODEL/STAGE[:SIGNAL]@START[-END][xMAG]")
+    _scenario_args(g)
     g.add_argument("-o", "--out", default="loadtest-out")
     g.set_defaults(func=_generate)
+    s = lts.add_parser("run", help="generate, replay, wait for the running processor, evaluate: one command")
+    _scenario_args(s)
+    s.add_argument("--bootstrap", default="127.0.0.1:9092")
+    s.add_argument("--topic", default="predictions")
+    s.add_argument("--alerts-topic", default="drift-alerts")
+    s.add_argument("--metrics-topic", default="drift-metrics")
+    s.add_argument(
+        "--metrics-url",
+        default="http://127.0.0.1:9464/metrics",
+        help="the processor's /metrics: throughput, lag and when it has caught up ('' = none)",
+    )
+    s.add_argument("--rate", type=float, help="replay rate, events/s (default: as fast as possible)")
+    s.add_argument("--tag", help="suffix for model names, so monitors start fresh (default: random)")
+    s.add_argument("--no-tag", action="store_true", help="keep the scenario's model names")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-o", "--out", default="loadtest-run")
+    s.set_defaults(func=_run_session)
     r = lts.add_parser("replay", help="send JSONL/CSV/Parquet events to a topic")
     r.add_argument("file")
     r.add_argument("--bootstrap", default="127.0.0.1:9092")

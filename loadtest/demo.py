@@ -23,11 +23,10 @@ from confluent_kafka import Consumer
 
 from streams.broker import FAST_GROUP_SETTINGS, EmbeddedBroker, free_port, wait_for_broker
 
-from .evaluate import read_topic_docs, score, throughput
 from .generate import generate, write
-from .replay import read_events, replay, scrape
-from .report import write_report
+from .replay import read_events, replay
 from .scenario import preset
+from .session import Outcome, Target, evaluate_run, print_outcome, wait_caught_up
 
 __all__ = ["run_demo"]
 
@@ -122,30 +121,21 @@ def run_demo(bootstrap: str | None = None, out: Path = Path("driftstream-demo"),
         _wait_ready(proc, f"http://127.0.0.1:{port}/readyz", out)
         print(f"driftstream run is ready (metrics on http://127.0.0.1:{port}/metrics); replaying at {rate:,.0f}/s\n")
         live = _LiveAlerts(bootstrap, topics["alerts"])
+        metrics_url = f"http://127.0.0.1:{port}/metrics"
         res = replay(read_events(events_path), bootstrap, topics["input"][0], rate=rate, restamp=True,
-                     metrics_url=f"http://127.0.0.1:{port}/metrics", progress=False)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and scrape(f"http://127.0.0.1:{port}/metrics")["processed"] < res.sent:
-            time.sleep(0.5)
+                     metrics_url=metrics_url, progress=False)  # fmt: skip
+        caught_up = wait_caught_up(metrics_url, res.sent, timeout_s=60)
         time.sleep(3)  # the last checkpoint's alerts
         live.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        alerts = read_topic_docs(bootstrap, topics["alerts"], idle_s=2.0)
-        summaries = read_topic_docs(bootstrap, topics["metrics"], idle_s=2.0)
-        result = score(truth, alerts, ts_shift_ms=res.ts_shift_ms)
-        rep = res.as_dict()
-        report = write_report(out / "report", truth, result, alerts, summaries, events_path, rep,
-                              throughput(rep["metrics_samples"]))  # fmt: skip
-        (out / "replay.json").write_bytes(orjson.dumps(rep))
-        print(f"\nreplayed {res.sent:,} events in {res.seconds:.1f} s ({res.rate:,.0f}/s)")
-        for d in result["drifts"]:
-            how = f"detected by {d['by']} after {d['delay_events']:,} events" if d["detected"] else "MISSED"
-            print(f"  {d['kind']:20} {d['key']:18} {d['signal']:18} {how}")
-        print(f"false alerts: {result['false_alerts']}; keys alerting: {', '.join(result['keys_alerting']) or '-'}")
-        print(f"report: {report} (plots and figures.json beside it); ground truth: {truth_path}")
-        ok = result["missed"] == 0 and result["false_alerts"] == 0
-        return 0 if ok else 1
+        target = Target(bootstrap, topics["input"][0], topics["alerts"], topics["metrics"])
+        result, report = evaluate_run(target, truth, events_path, res, out)
+        outcome = Outcome(result, report, res, caught_up)
+        print()
+        print_outcome(outcome)
+        print(f"keys alerting: {', '.join(result['keys_alerting']) or '-'}; ground truth: {truth_path}")
+        return 0 if outcome.ok else 1
     finally:
         if live is not None:
             live.close()

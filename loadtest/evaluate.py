@@ -65,7 +65,11 @@ def _key(doc: dict[str, Any]) -> str:
 
 def score(truth: dict[str, Any], alerts: list[dict[str, Any]], *, ts_shift_ms: int = 0,
           tolerance: int = 5_000) -> dict[str, Any]:  # fmt: skip
-    """Per drift: detected or missed and delays; false alerts; latency. JSON-ready."""
+    """Per drift: detected or missed and delays; false alerts; latency. JSON-ready.
+
+    Alerts of keys outside the scenario (other traffic on a shared topic) are left out."""
+    ours = {k["key"] for k in truth["keys"]}
+    alerts = [a for a in alerts if _key(a) in ours]
     entries = truth["drifts"]
     by_key_signal: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in entries:

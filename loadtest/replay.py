@@ -80,7 +80,7 @@ def read_events(path: Path) -> Iterator[dict[str, Any]]:
         try:
             import pyarrow.parquet as pq  # noqa: PLC0415
         except ImportError:
-            raise SystemExit("replaying Parquet needs pyarrow: pip install 'driftstream[loadtest]'") from None
+            raise SystemExit("replaying Parquet needs pyarrow: pip install 'driftstream[parquet]'") from None
         for batch in pq.ParquetFile(path).iter_batches(10_000):
             for row in batch.to_pylist():
                 yield _row_event(row)

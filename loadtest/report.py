@@ -59,28 +59,38 @@ def _plots(out: Path, truth: dict[str, Any], result: dict[str, Any], alerts: lis
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
     files = []
-    shown = [d for d in result["drifts"] if d["kind"] != "none"][:4]
+    # one panel per drifted (key, signal), every injected span of it shaded
+    spans: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for d in result["drifts"]:
+        if d["kind"] != "none":
+            spans[(d["key"], d["signal"])].append(d)
+    shown = list(spans)[:4]
     firing = [a for a in alerts if a["status"] == "firing"]
     if events_path is not None and events_path.exists() and shown:
-        values = _signal_values(events_path, {(d["key"], d["signal"]) for d in shown})
+        values = _signal_values(events_path, set(shown))
         fig, axes = plt.subplots(len(shown), 1, figsize=(10, 2.6 * len(shown)), squeeze=False)
-        for ax, d in zip(axes[:, 0], shown, strict=True):
-            v = values.get((d["key"], d["signal"]), np.array([]))
+        for ax, (key, signal) in zip(axes[:, 0], shown, strict=True):
+            v = values.get((key, signal), np.array([]))
             w = max(50, len(v) // 300)
             if len(v) > w:
                 ax.plot(np.arange(w - 1, len(v)), _rolling(v, w), lw=0.8, color="tab:blue")
-            ax.axvspan(d["start_position"], d["end_position"], color="tab:orange", alpha=0.15, label="injected")
+            for d in spans[(key, signal)]:
+                ax.axvspan(d["start_position"], d["end_position"], color="tab:orange", alpha=0.15)
             for a in firing:
-                if f"{a['model']}/{a['stage']}" == d["key"]:
-                    ax.axvline(a["window"]["last_position"], color="tab:red", lw=0.8, ls="--")
-            ax.set_title(f"{d['key']} {d['signal']} ({d['kind']}); dashed = alerts on the key", fontsize=9)
+                if f"{a['model']}/{a['stage']}" == key:
+                    same = a["signal"] == signal
+                    ax.axvline(a["window"]["last_position"], color="tab:red" if same else "tab:gray",
+                               lw=0.9 if same else 0.6, ls="--")  # fmt: skip
+            kinds = ", ".join(sorted({d["kind"] for d in spans[(key, signal)]}))
+            ax.set_title(f"{key} {signal} ({kinds}): rolling mean over {w} events; shaded = injected, "
+                         "red = alerts on this signal, grey = other signals of the key", fontsize=8)  # fmt: skip
             ax.set_xlabel("position in the key's stream")
         fig.tight_layout()
         fig.savefig(out / "signals.png", dpi=90)
         plt.close(fig)
         files.append("signals.png")
     psi: dict[str, list[tuple[int, float]]] = defaultdict(list)
-    wanted = {(d["key"], d["signal"]) for d in shown}
+    wanted = set(shown)
     for s in summaries:
         k = f"{s['model']}/{s['stage']}"
         for sig, st in s.get("signals", {}).items():
@@ -147,8 +157,8 @@ def write_report(out: Path, truth: dict[str, Any], result: dict[str, Any], alert
                         if replay.get("target_rate") else "") + f", {replay['errors']} errors")  # fmt: skip
     if tput.get("mean_events_per_s") is not None:
         lines.append(f"- processor: mean {tput['mean_events_per_s']:,.0f} events/s, peak "
-                     f"{tput['peak_events_per_s']:,.0f}/s, max lag {tput['max_lag']:,.0f}, final lag "
-                     f"{tput['final_lag']:,.0f}")  # fmt: skip
+                     f"{tput['peak_events_per_s']:,.0f}/s, max lag {tput['max_lag']:,.0f}, lag at the last "
+                     f"sample {tput['final_lag']:,.0f}")  # fmt: skip
     lines += ["", "## Injected drifts", "",
               "| key | signal | kind | start | detected by | delay (events) | delay (s) |",
               "|---|---|---|---|---|---|---|"]  # fmt: skip

@@ -119,6 +119,20 @@ class Scenario(_Strict):
                 raise ValueError(f"drift key {d.key!r} is not among the keys")
         return self
 
+    def tagged(self, tag: str) -> Scenario:
+        """The same scenario with every model renamed ``MODEL-TAG``: fresh monitors in a processor
+        that has already seen these keys (alert positions count from a monitor's first event)."""
+
+        def rename(key: str) -> str:
+            model, _, stage = key.partition("/")
+            return f"{model}-{tag}/{stage}"
+
+        doc = self.model_dump()
+        doc["keys"] = [{**k, "model": f"{k['model']}-{tag}"} for k in doc["keys"]]
+        doc["pipelines"] = [[rename(k) for k in p] for p in doc["pipelines"]]
+        doc["drifts"] = [{**d, "key": rename(d["key"])} for d in doc["drifts"]]
+        return Scenario.from_mapping(doc)
+
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Scenario:
         try:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
 def _broker(args: argparse.Namespace) -> int:
@@ -53,7 +53,8 @@ def _run(args: argparse.Namespace) -> int:
     return run_processor(args.config, bootstrap=args.bootstrap, max_wait_s=args.max_wait)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every ``driftstream`` subcommand; also used to check the commands docker-compose runs."""
     ap = argparse.ArgumentParser(prog="driftstream", description="Streaming drift detection on Kafka.")
     sub = ap.add_subparsers(dest="command", required=True)
 
@@ -82,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from loadtest.cli import add_commands  # noqa: PLC0415
 
     add_commands(sub)
+    return ap
 
-    args = ap.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return int(args.func(args))
 
 

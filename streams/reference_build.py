@@ -43,7 +43,10 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                         raise ValueError(f"{path}:{n}: expected an object per line")
                     yield row
     elif suffix == ".parquet":
-        import pyarrow.parquet as pq  # noqa: PLC0415  (optional dependency, loadtest extra)
+        try:
+            import pyarrow.parquet as pq  # noqa: PLC0415  (optional dependency: the parquet extra)
+        except ImportError:
+            raise ValueError("reading Parquet needs pyarrow: pip install 'driftstream[parquet]'") from None
 
         for batch in pq.ParquetFile(path).iter_batches():
             yield from batch.to_pylist()

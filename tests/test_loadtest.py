@@ -14,6 +14,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import yaml
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from detectors.config import ConfigError
@@ -23,6 +24,7 @@ from loadtest.replay import read_events, replay
 from loadtest.scenario import DRIFT_KINDS, Scenario, parse_drift, preset
 from schemas import PredictionEvent, decode
 
+from . import harness
 from .conftest import Broker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,3 +221,35 @@ def test_demo_against_a_given_broker(broker: Broker, tmp_path: Path) -> None:
     if broker.kind == "tansu":
         pytest.skip("the embedded broker is covered by the demo's own run above")
     _check_demo(_run_demo(["--bootstrap", broker.bootstrap], tmp_path), tmp_path)
+
+
+@pytest.mark.broker
+def test_loadtest_run_against_a_running_processor_twice(broker: Broker, tmp_path: Path) -> None:
+    """`driftstream loadtest run` on a processor that keeps running: the second run's renamed models
+    get fresh monitors, and the first run's alerts on the shared topic do not count against it."""
+    prefix = f"ltr-{uuid.uuid4().hex[:6]}"
+    run = harness.start(tmp_path, broker, prefix)
+    try:
+        run.wait_ready()
+        sc = _scenario("sudden:m/up:feature:snr_db@0.5x-3", "latency-regression:f/s@0.6x1", events=60_000)
+        (tmp_path / "sc.yaml").write_text(yaml.safe_dump(sc.model_dump()))
+        topics = harness.topic_names(prefix)
+        for n in (1, 2):
+            out = tmp_path / f"run{n}"
+            res = subprocess.run(
+                [sys.executable, "-m", "streams.cli", "loadtest", "run", "--scenario", str(tmp_path / "sc.yaml"),
+                 "--bootstrap", broker.bootstrap, "--topic", topics["input"][0], "--alerts-topic", topics["alerts"],
+                 "--metrics-topic", topics["metrics"], "--metrics-url", f"{run.url}/metrics", "--rate", "20000",
+                 "--quiet", "-o", str(out)],
+                cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+            assert res.returncode == 0, res.stdout + res.stderr + run.log()[-3000:]
+            fig = orjson.loads((out / "report" / "figures.json").read_bytes())
+            assert fig["score"]["injected"] == fig["score"]["detected"] == 2
+            assert fig["score"]["false_alerts"] == 0
+            assert fig["throughput"]["mean_events_per_s"] > 0
+            keys = {k["key"] for k in orjson.loads((out / "scenario" / "ground_truth.json").read_bytes())["keys"]}
+            assert all(k.split("/")[0].count("-") == 1 for k in keys)  # models renamed MODEL-TAG
+            assert f"report: {out / 'report' / 'report.md'}" in res.stdout
+    finally:
+        run.stop()

@@ -34,20 +34,33 @@ def _bin_of(x, edges, s, m):  # type: ignore[no-untyped-def]
     return lo
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _add(s, b, i, k, counts, filled, size, out_series, out_pos, out_counts, out_seg, n_out):  # type: ignore[no-untyped-def]
-    """Count bin ``b`` for series ``s``; close the window when full. Returns windows closed so far."""
-    counts[s, b] += 1
-    filled[s] += 1
-    if filled[s] >= size:
-        out_series[n_out] = s
-        out_pos[n_out] = i
-        out_seg[n_out] = k
-        for j in range(counts.shape[1]):
-            out_counts[n_out, j] = counts[s, j]
-            counts[s, j] = 0
-        filled[s] = 0
-        n_out += 1
+@njit(cache=True, nogil=True)
+def _count(codes, values, binned, seg_series, seg_start, seg_end, edges, n_edges, counts, filled, window,  # type: ignore[no-untyped-def]
+           out_series, out_pos, out_counts, out_seg):  # fmt: skip
+    """The one counting loop, with its body written out. With the count-and-close step in a
+    jitted helper (``inline="always"`` or not) this loop measured ~65 ns per value; written
+    out, ~2.5 ns. The window fill count stays in a local for the whole segment."""
+    n_out = 0
+    width = counts.shape[1]
+    for k in range(seg_series.shape[0]):
+        s = seg_series[k]
+        size = window[s]
+        m = 0 if binned else n_edges[s]
+        f = filled[s]
+        for i in range(seg_start[k], seg_end[k]):
+            b = codes[i] if binned else _bin_of(values[i], edges, s, m)
+            counts[s, b] += 1
+            f += 1
+            if f >= size:
+                out_series[n_out] = s
+                out_pos[n_out] = i
+                out_seg[n_out] = k
+                for j in range(width):
+                    out_counts[n_out, j] = counts[s, j]
+                    counts[s, j] = 0
+                f = 0
+                n_out += 1
+        filled[s] = f
     return n_out
 
 
@@ -70,13 +83,12 @@ def count_windows(
     A closed window's series, the index of its last value, its segment and its histogram go
     to the ``out_*`` arrays; the series' counts start again from zero. Returns windows closed.
     """
-    n_out = 0
-    for k in range(seg_series.shape[0]):
-        s = seg_series[k]
-        size = window[s]
-        for i in range(seg_start[k], seg_end[k]):
-            n_out = _add(s, bins[i], i, k, counts, filled, size, out_series, out_pos, out_counts, out_seg, n_out)
-    return n_out
+    no_values = np.empty(0, np.float64)
+    no_edges = np.empty((0, 0), np.float64)
+    no_n = np.empty(0, np.int64)
+    n: int = _count(bins, no_values, True, seg_series, seg_start, seg_end, no_edges, no_n, counts, filled, window,
+                  out_series, out_pos, out_counts, out_seg)  # fmt: skip
+    return n
 
 
 @njit(cache=True, nogil=True)
@@ -96,12 +108,7 @@ def count_numeric_windows(
     out_seg: np.ndarray,
 ) -> int:
     """:func:`count_windows` on numeric values, binned on the fly (no bin array)."""
-    n_out = 0
-    for k in range(seg_series.shape[0]):
-        s = seg_series[k]
-        size = window[s]
-        m = n_edges[s]
-        for i in range(seg_start[k], seg_end[k]):
-            b = _bin_of(values[i], edges, s, m)
-            n_out = _add(s, b, i, k, counts, filled, size, out_series, out_pos, out_counts, out_seg, n_out)
-    return n_out
+    no_codes = np.empty(0, np.int64)
+    n: int = _count(no_codes, values, False, seg_series, seg_start, seg_end, edges, n_edges, counts, filled, window,
+                  out_series, out_pos, out_counts, out_seg)  # fmt: skip
+    return n

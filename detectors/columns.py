@@ -18,18 +18,28 @@ __all__ = ["BatchFeeds", "Layout", "kind_of", "numeric_column"]
 _NUMERIC_TYPES = frozenset((float, int, bool, type(None)))
 
 
+def _as_float(v: Any) -> float:
+    """A value of a numeric signal: numbers and booleans as they are; a string that reads as
+    a number (Python ``float`` syntax, as numpy's own conversion) as that number; anything
+    else missing."""
+    if type(v) is str:
+        try:
+            return float(v)
+        except ValueError:
+            return math.nan
+    return math.nan if v is None else float(v)
+
+
 def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
-    """Floats with NaN for missing (None, NaN, ±inf, strings); also the count of strings."""
+    """Floats with NaN for missing (None, NaN, ±inf, non-numeric strings); also the count of
+    strings that are not numbers. Numeric strings ("1.5") are read as numbers, the same as the
+    bank's whole-block conversion does, so a value never depends on its batch's other values."""
     if _NUMERIC_TYPES.issuperset(map(type, col)):
         arr = np.array(col, dtype=np.float64)  # None → NaN
         mismatches = 0
     else:
-        arr = np.fromiter(
-            (v if type(v) in _NUMERIC_TYPES and v is not None else math.nan for v in col),
-            np.float64,
-            len(col),
-        )
-        mismatches = sum(1 for v in col if type(v) is str)
+        arr = np.fromiter(map(_as_float, col), np.float64, len(col))
+        mismatches = sum(1 for v, x in zip(col, arr.tolist(), strict=True) if type(v) is str and x != x)
     if not np.isfinite(arr).all():
         arr[np.isinf(arr)] = np.nan
     return arr, mismatches

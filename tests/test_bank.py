@@ -9,10 +9,11 @@ from collections import Counter
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pytest
 
 from detectors import EngineConfig, MonitorBank
-from schemas import load_schema
+from schemas import PredictionEvent, load_schema
 
 from .synth import in_batches, stream
 
@@ -140,6 +141,25 @@ def test_nan_and_strings_in_numeric_features_are_missing_never_detector_input() 
     last = {x["model"]: x for x in summaries}
     assert last["model0"]["signals"]["feature:f0"]["missing_rate"] == pytest.approx(0.4)
     assert last["model1"]["signals"]["feature:f0"]["missing_rate"] == pytest.approx(0.2)
+
+
+def test_numeric_strings_are_numbers_in_every_batch() -> None:
+    """A numeric string ("2.5") is read as its number whether its batch goes through the
+    whole-block conversion or, because another value is not a number, the per-value one."""
+    from detectors.columns import numeric_column
+
+    arr, mismatches = numeric_column([1.0, "2.5", None, "n/a", True, " 3 ", 7])
+    assert arr[[0, 1, 4, 5, 6]].tolist() == [1.0, 2.5, 1.0, 3.0, 7.0]
+    assert np.isnan(arr[[2, 3]]).all() and mismatches == 1
+
+    def sums(values: list[object]) -> tuple[float, int]:
+        b = bank()
+        b.process([PredictionEvent("m", "s", {"f0": v, "f1": 1.0}, i) for i, v in enumerate(values)])
+        sig = b.monitors[("m", "s", "primary")].signals["feature:f0"]
+        return sig.s_sum, sig.s_missing
+
+    assert sums([1.0] * 99 + ["2.5"]) == (101.5, 0)
+    assert sums([1.0] * 98 + ["n/a", "2.5"]) == (100.5, 1)
 
 
 def test_monitor_cap_counts_untracked_keys() -> None:

@@ -113,6 +113,13 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(bootstrap=args.bootstrap, out=Path(args.out), rate=args.rate)
 
 
+def _positive(text: str) -> float:
+    v = float(text)
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return v
+
+
 def _scenario_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", default="all-kinds", help="a preset (demo, all-kinds, none) or a YAML file")
     p.add_argument("--events", type=int, help="events over all keys (overrides the scenario)")
@@ -140,7 +147,7 @@ def add_commands(sub: Any) -> None:
         default="http://127.0.0.1:9464/metrics",
         help="the processor's /metrics: throughput, lag and when it has caught up ('' = none)",
     )
-    s.add_argument("--rate", type=float, help="replay rate, events/s (default: as fast as possible)")
+    s.add_argument("--rate", type=_positive, help="replay rate, events/s (default: as fast as possible)")
     s.add_argument("--tag", help="suffix for model names, so monitors start fresh (default: random)")
     s.add_argument("--no-tag", action="store_true", help="keep the scenario's model names")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,8 +158,8 @@ def add_commands(sub: Any) -> None:
     r.add_argument("--bootstrap", default="127.0.0.1:9092")
     r.add_argument("--topic", default="predictions")
     pace = r.add_mutually_exclusive_group()
-    pace.add_argument("--rate", type=float, help="target events/s (default: as fast as possible)")
-    pace.add_argument("--speedup", type=float, help="follow recorded event time, N times faster")
+    pace.add_argument("--rate", type=_positive, help="target events/s (default: as fast as possible)")
+    pace.add_argument("--speedup", type=_positive, help="follow recorded event time, N times faster")
     r.add_argument("--restamp", action="store_true", help="shift ts so the first event is now")
     r.add_argument("--key-field", help="use this field of the event as the Kafka key (default model/stage)")
     r.add_argument("--metrics-url", help="sample the processor's /metrics during the replay")
@@ -175,6 +182,6 @@ def add_commands(sub: Any) -> None:
     b.set_defaults(func=_bench)
     d = sub.add_parser("demo", help="embedded broker + processor + a drift scenario, alerts live, then a report")
     d.add_argument("--bootstrap", help="use this broker instead of starting the embedded one")
-    d.add_argument("--rate", type=float, default=5_000.0, help="replay rate, events/s")
+    d.add_argument("--rate", type=_positive, default=5_000.0, help="replay rate, events/s")
     d.add_argument("-o", "--out", default="driftstream-demo")
     d.set_defaults(func=_demo)

@@ -59,7 +59,12 @@ def _run_session(args: argparse.Namespace) -> int:
         sc = sc.model_copy(update={"rate": args.rate})  # event time then keeps pace with the wall clock
     tag = None if args.no_tag else (args.tag or uuid.uuid4().hex[:6])
     target = Target(args.bootstrap, args.topic, args.alerts_topic, args.metrics_topic, args.metrics_url or None)
-    outcome = run_loadtest(sc, target, Path(args.out), rate=args.rate, tag=tag, progress=not args.quiet)
+    try:
+        outcome = run_loadtest(sc, target, Path(args.out), rate=args.rate, tag=tag, progress=not args.quiet)
+    except OSError as exc:  # the metrics endpoint (urllib errors are OSErrors)
+        print(f"driftstream loadtest run: cannot read the processor's metrics at {args.metrics_url}: {exc}; "
+              "is `driftstream run` up? (--metrics-url '' runs without it)", file=sys.stderr)  # fmt: skip
+        return 2
     print_outcome(outcome)
     return 0 if outcome.ok else 1
 

@@ -79,12 +79,12 @@ def run_loadtest(sc: Scenario, target: Target, out: Path, *, rate: float | None 
                  speedup: float | None = None, tag: str | None = None, progress: bool = True,
                  settle_s: float = 3.0) -> Outcome:  # fmt: skip
     """Generate ``sc`` (models renamed with ``tag`` if given), replay it, wait, evaluate."""
+    before = scrape(target.metrics_url)["processed"] if target.metrics_url else 0.0  # fails fast if unreachable
     if tag:
         sc = sc.tagged(tag)
     gen = generate(sc)
     events_path, _ = write(gen, out / "scenario")
     truth = gen.truth_document()
-    before = scrape(target.metrics_url)["processed"] if target.metrics_url else 0.0
     res = replay(read_events(events_path), target.bootstrap, target.topic, rate=rate, speedup=speedup,
                  restamp=True, total=truth["events"], metrics_url=target.metrics_url,
                  progress=progress)  # fmt: skip

@@ -46,6 +46,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _run_session(args: argparse.Namespace) -> int:
+    import urllib.error  # noqa: PLC0415
     import uuid  # noqa: PLC0415
 
     from .session import Target, print_outcome, run_loadtest  # noqa: PLC0415
@@ -61,7 +62,7 @@ def _run_session(args: argparse.Namespace) -> int:
     target = Target(args.bootstrap, args.topic, args.alerts_topic, args.metrics_topic, args.metrics_url or None)
     try:
         outcome = run_loadtest(sc, target, Path(args.out), rate=args.rate, tag=tag, progress=not args.quiet)
-    except OSError as exc:  # the metrics endpoint (urllib errors are OSErrors)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:  # the metrics endpoint
         print(f"driftstream loadtest run: cannot read the processor's metrics at {args.metrics_url}: {exc}; "
               "is `driftstream run` up? (--metrics-url '' runs without it)", file=sys.stderr)  # fmt: skip
         return 2

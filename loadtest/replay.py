@@ -9,7 +9,6 @@ latency then means something, and the shift is recorded so ground-truth times ca
 from __future__ import annotations
 
 import contextlib
-import csv
 import threading
 import time
 import urllib.request
@@ -70,20 +69,19 @@ def _csv_value(v: str) -> Any:
 
 
 def read_events(path: Path) -> Iterator[dict[str, Any]]:
-    """JSONL (one event per line), CSV or Parquet (flat rows), by file extension."""
+    """JSONL (one event per line), CSV or Parquet (flat rows), by file extension.
+
+    CSV and Parquet rows come from :func:`streams.reference_build.read_rows` (a missing pyarrow
+    is a ``ValueError`` that says what to install)."""
+    from streams.reference_build import read_rows  # noqa: PLC0415  (imports the engine: only for flat rows)
+
     suffix = path.suffix.lower()
     if suffix == ".csv":
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                yield _row_event({k: _csv_value(v) if v != "" else "" for k, v in row.items()})
+        for row in read_rows(path):
+            yield _row_event({k: _csv_value(v) if v is not None else "" for k, v in row.items()})
     elif suffix in (".parquet", ".pq"):
-        try:
-            import pyarrow.parquet as pq  # noqa: PLC0415
-        except ImportError:
-            raise SystemExit("replaying Parquet needs pyarrow: pip install 'driftstream[parquet]'") from None
-        for batch in pq.ParquetFile(path).iter_batches(10_000):
-            for row in batch.to_pylist():
-                yield _row_event(row)
+        for row in read_rows(path):
+            yield _row_event(row)
     else:
         with path.open("rb") as fh:
             for line in fh:

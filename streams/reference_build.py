@@ -27,7 +27,7 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
 
 
 def read_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a reference file, by extension: .csv, .jsonl/.ndjson, .parquet."""
+    """Rows of a file, by extension: .csv (strings; empty = None), .jsonl/.ndjson, .parquet/.pq."""
     suffix = path.suffix.lower()
     if suffix == ".csv":
         yield from _csv_rows(path)
@@ -42,7 +42,7 @@ def read_rows(path: Path) -> Iterator[dict[str, Any]]:
                     if not isinstance(row, dict):
                         raise ValueError(f"{path}:{n}: expected an object per line")
                     yield row
-    elif suffix == ".parquet":
+    elif suffix in (".parquet", ".pq"):
         try:
             import pyarrow.parquet as pq  # noqa: PLC0415  (optional dependency: the parquet extra)
         except ImportError:

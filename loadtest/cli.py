@@ -77,10 +77,17 @@ def _replay(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"driftstream loadtest replay: no such file {path}", file=sys.stderr)
         return 2
-    total = sum(1 for _ in path.open("rb")) if path.suffix == ".jsonl" else None
-    res = replay(read_events(path), args.bootstrap, args.topic, rate=args.rate, speedup=args.speedup,
-                 restamp=args.restamp, key_field=args.key_field, total=total, metrics_url=args.metrics_url,
-                 progress=not args.quiet)  # fmt: skip
+    total = None
+    if path.suffix == ".jsonl":
+        with path.open("rb") as fh:
+            total = sum(1 for _ in fh)
+    try:
+        res = replay(read_events(path), args.bootstrap, args.topic, rate=args.rate, speedup=args.speedup,
+                     restamp=args.restamp, key_field=args.key_field, total=total, metrics_url=args.metrics_url,
+                     progress=not args.quiet)  # fmt: skip
+    except ValueError as exc:  # an unreadable input file (e.g. Parquet without pyarrow)
+        print(f"driftstream loadtest replay: {exc}", file=sys.stderr)
+        return 2
     line = f"sent {res.sent:,} events in {res.seconds:.1f} s = {res.rate:,.0f}/s"
     if res.target_rate:
         line += f" (target {res.target_rate:,.0f}/s, {res.rate_error_percent:+.1f} %)"

@@ -58,7 +58,14 @@ def _plots(out: Path, truth: dict[str, Any], result: dict[str, Any], alerts: lis
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
-    files = []
+    files: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=90)
+        plt.close(fig)
+        files.append(name)
+
     # one panel per drifted (key, signal), every injected span of it shaded
     spans: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in result["drifts"]:
@@ -85,10 +92,7 @@ def _plots(out: Path, truth: dict[str, Any], result: dict[str, Any], alerts: lis
             ax.set_title(f"{key} {signal} ({kinds}): rolling mean over {w} events; shaded = injected, "
                          "red = alerts on this signal, grey = other signals of the key", fontsize=8)  # fmt: skip
             ax.set_xlabel("position in the key's stream")
-        fig.tight_layout()
-        fig.savefig(out / "signals.png", dpi=90)
-        plt.close(fig)
-        files.append("signals.png")
+        save(fig, "signals.png")
     psi: dict[str, list[tuple[int, float]]] = defaultdict(list)
     wanted = set(shown)
     for s in summaries:
@@ -106,10 +110,7 @@ def _plots(out: Path, truth: dict[str, Any], result: dict[str, Any], alerts: lis
         ax.set_xlabel("position in the key's stream (end of summary window)")
         ax.set_ylabel("PSI")
         ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / "psi.png", dpi=90)
-        plt.close(fig)
-        files.append("psi.png")
+        save(fig, "psi.png")
     if tput.get("series"):
         s = tput["series"]
         fig, ax = plt.subplots(figsize=(10, 3.5))
@@ -120,10 +121,7 @@ def _plots(out: Path, truth: dict[str, Any], result: dict[str, Any], alerts: lis
         ax2.plot([x["t"] for x in s], [x["lag"] for x in s], color="tab:red", label="consumer lag")
         ax2.set_ylabel("lag (messages)")
         fig.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "throughput.png", dpi=90)
-        plt.close(fig)
-        files.append("throughput.png")
+        save(fig, "throughput.png")
     return files
 
 

@@ -77,8 +77,11 @@ class Run:
         self.wait_url()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.get("/readyz")[0] == 200:
-                return
+            try:
+                if self.get("/readyz")[0] == 200:
+                    return
+            except OSError:  # connection refused/reset: starting up, or exiting (checked next)
+                pass
             if self.proc.poll() is not None:
                 raise AssertionError(f"processor exited {self.proc.returncode}:\n{self.log()[-3000:]}")
             time.sleep(0.2)

@@ -2,6 +2,7 @@
 
     python -m loadtest.bench engine [--quick] [--json FILE]
     python -m loadtest.bench processor [--broker tansu|apache|HOST:PORT] [--events N] [--quick]
+    python -m loadtest.bench faust [--broker tansu|apache|HOST:PORT] [--events N] [--quick]
 
 Each figure is the best of a few repeats on one core; the machine is noisy, so the ratios
 matter more than the absolute rates.
@@ -164,22 +165,33 @@ def engine(quick: bool) -> dict[str, float]:
     return figures
 
 
+def _on_broker(broker: str, run: Callable[[str], dict[str, float]]) -> dict[str, float]:
+    if broker == "tansu":
+        from streams.broker import EmbeddedBroker  # noqa: PLC0415
+
+        with EmbeddedBroker() as b:
+            return run(b.bootstrap)
+    if broker == "apache":
+        from tests.brokers.apache import ApacheKafka  # noqa: PLC0415  (launcher lives with the tests)
+
+        with ApacheKafka(heap="1g") as k:
+            return run(k.bootstrap)
+    return run(broker)
+
+
 def processor(broker: str, events: int, quick: bool) -> dict[str, float]:
     from .bench_processor import bench_processor  # noqa: PLC0415
 
     n = 200_000 if quick else events
     latency_s = 8.0 if quick else 20.0
-    if broker == "tansu":
-        from streams.broker import EmbeddedBroker  # noqa: PLC0415
+    return _on_broker(broker, lambda bootstrap: bench_processor(bootstrap, n, latency_s=latency_s))
 
-        with EmbeddedBroker() as b:
-            return bench_processor(b.bootstrap, n, latency_s=latency_s)
-    if broker == "apache":
-        from tests.brokers.apache import ApacheKafka  # noqa: PLC0415  (launcher lives with the tests)
 
-        with ApacheKafka(heap="1g") as k:
-            return bench_processor(k.bootstrap, n, latency_s=latency_s)
-    return bench_processor(broker, n, latency_s=latency_s)
+def faust(broker: str, events: int, quick: bool) -> dict[str, float]:
+    from .bench_faust import bench_faust  # noqa: PLC0415
+
+    n = 50_000 if quick else min(events, 300_000)
+    return _on_broker(broker, lambda bootstrap: bench_faust(bootstrap, n, repeats=1 if quick else 2))
 
 
 def _print(figures: dict[str, float]) -> None:
@@ -194,13 +206,19 @@ def _print(figures: dict[str, float]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__)
-    ap.add_argument("what", choices=["engine", "processor"])
+    ap.add_argument("what", choices=["engine", "processor", "faust"])
     ap.add_argument("--broker", default="tansu", help="processor: tansu (embedded), apache (Maven jars) or HOST:PORT")
-    ap.add_argument("--events", type=int, default=1_000_000, help="processor: events in the throughput run")
+    ap.add_argument("--events", type=int, default=1_000_000,
+                    help="processor: events in the throughput run (faust: at most 300,000)")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="smaller runs, one repeat (a smoke check)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
-    figures = engine(args.quick) if args.what == "engine" else processor(args.broker, args.events, args.quick)
+    if args.what == "engine":
+        figures = engine(args.quick)
+    elif args.what == "processor":
+        figures = processor(args.broker, args.events, args.quick)
+    else:
+        figures = faust(args.broker, args.events, args.quick)
     _print(figures)
     if args.json:
         with open(args.json, "w") as fh:

@@ -53,6 +53,12 @@ def _run(args: argparse.Namespace) -> int:
     return run_processor(args.config, bootstrap=args.bootstrap, max_wait_s=args.max_wait)
 
 
+def _faust_worker(args: argparse.Namespace) -> int:
+    from .faust_app import run_faust_worker  # noqa: PLC0415  (imports faust: slow)
+
+    return run_faust_worker(args.config, bootstrap=args.bootstrap, max_wait_s=args.max_wait)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every ``driftstream`` subcommand; also used to check the commands docker-compose runs."""
     ap = argparse.ArgumentParser(prog="driftstream", description="Streaming drift detection on Kafka.")
@@ -63,6 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--bootstrap", help="Kafka bootstrap servers (default: kafka.bootstrap, 127.0.0.1:9092)")
     r.add_argument("--max-wait", type=float, help="exit 2 if no broker answers within this many seconds")
     r.set_defaults(func=_run)
+
+    fw = sub.add_parser("faust-worker", help="the same engine as a faust-streaming worker (table-backed state)")
+    fw.add_argument("-c", "--config", help="YAML file, as for `run` (its faust: section applies here)")
+    fw.add_argument("--bootstrap", help="Kafka bootstrap servers (default: kafka.bootstrap, 127.0.0.1:9092)")
+    fw.add_argument("--max-wait", type=float, help="exit 2 if no broker answers within this many seconds")
+    fw.set_defaults(func=_faust_worker)
 
     b = sub.add_parser("broker", help="run the embedded Kafka-compatible broker (Tansu) until Ctrl-C")
     b.add_argument("--port", type=int, default=9092)

@@ -26,16 +26,16 @@ from detectors import MonitorBank, warm_kernels
 from schemas import PredictionEvent, Rejection, decode
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
+from .deadletter import dead_letter
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, StateReader, monitor_record_key, offsets_record
-from .topology import LARGE_MESSAGE_BYTES, Topology, ensure_topics, home_partition
+from .topology import Topology, ensure_topics, home_partition
 from .transactions import Transactions
 
 __all__ = ["Processor", "ProcessorError"]
 
 log = logging.getLogger("driftstream.processor")
-_DLQ_MAX_VALUE = LARGE_MESSAGE_BYTES - 65536
 
 
 class ProcessorError(RuntimeError):
@@ -232,21 +232,9 @@ class Processor:
                 self.producer.poll(0.05)
 
     def _dead_letter(self, m: Message, rej: Rejection) -> None:
-        raw = m.value() or b""
-        headers = list(m.headers() or [])
-        headers += [
-            ("driftstream.reason", rej.reason.encode()),
-            ("driftstream.detail", rej.detail[:500].encode()),
-            ("driftstream.source.topic", (m.topic() or "").encode()),
-            ("driftstream.source.partition", str(m.partition()).encode()),
-            ("driftstream.source.offset", str(m.offset()).encode()),
-        ]
-        if len(raw) > _DLQ_MAX_VALUE:
-            headers.append(("driftstream.truncated_from", str(len(raw)).encode()))
-            raw = raw[:_DLQ_MAX_VALUE]
+        value, headers = dead_letter(m.value(), m.headers(), rej, m.topic() or "", m.partition() or 0, m.offset() or 0)
         ts = m.timestamp()[1]
-        self._produce(self.topics.deadletter, raw if m.value() is not None else None, m.key() or b"",
-                      headers=headers, timestamp=ts if ts > 0 else 0)  # fmt: skip
+        self._produce(self.topics.deadletter, value, m.key() or b"", headers=headers, timestamp=ts if ts > 0 else 0)
         self.metrics.rejected.labels(rej.reason.split(".", 1)[0]).inc()
         self._counts["rejected"] += 1
 

@@ -85,12 +85,25 @@ class LoggingSettings(_Strict):
     progress_interval_s: float = Field(10.0, gt=0)
 
 
+class FaustSettings(_Strict):
+    """``driftstream faust-worker`` only; ``http`` is Faust's web server there.
+
+    No transport choice: Faust's ``confluent://`` driver never finished table recovery here,
+    neither on the embedded broker nor on Apache Kafka 4.1; the aiokafka driver is used."""
+
+    take_max: int = Field(10_000, ge=1, le=1_000_000, description="Events per stream.take batch.")
+    take_within_s: float = Field(0.25, gt=0, le=10, description="Wait at most this long to fill a batch.")
+    standby_replicas: int = Field(1, ge=0, description="Workers keeping a warm copy of other partitions' state.")
+    data_dir: str | None = Field(None, description="Faust's data directory (default: a temporary directory).")
+
+
 class RunConfig(_Strict):
     kafka: KafkaSettings = KafkaSettings()
     topics: TopicSettings = TopicSettings()
     processor: ProcessorSettings = ProcessorSettings()
     http: HttpSettings = HttpSettings()
     logging: LoggingSettings = LoggingSettings()
+    faust: FaustSettings = FaustSettings()
     # the engine's own sections (see detectors.config.EngineConfig)
     defaults: dict[str, Any] = {}
     monitors: list[dict[str, Any]] = []

@@ -66,16 +66,13 @@ class StateReader:
             }
         )
 
-    def restore(
-        self, partitions: Iterable[int], make_bank: Callable[[], MonitorBank], timeout: float = 120.0
-    ) -> dict[int, Restored]:
-        """One fresh bank per partition, filled from the state topic; raises on timeout."""
-        out: dict[int, Restored] = {p: Restored(make_bank()) for p in partitions}
-        if not out:
-            return out
-        pending: dict[int, dict[bytes, bytes | None]] = {p: {} for p in out}
-        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in out])
-        open_parts = set(out)
+    def read_latest(self, partitions: Iterable[int], timeout: float = 120.0) -> dict[int, dict[bytes, bytes | None]]:
+        """The last record per key of each partition (compaction semantics), read to its end."""
+        pending: dict[int, dict[bytes, bytes | None]] = {p: {} for p in partitions}
+        if not pending:
+            return pending
+        self._consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in pending])
+        open_parts = set(pending)
         deadline = time.monotonic() + timeout
         try:
             while open_parts:
@@ -95,12 +92,20 @@ class StateReader:
                     p = m.partition()
                     k = m.key()
                     if p in pending and k is not None:
-                        pending[p][k] = m.value()  # compaction semantics: the last record per key wins
-                        out[p].records += 1
-                        out[p].bytes += len(m.value() or b"")
+                        pending[p][k] = m.value()
         finally:
             self._consumer.unassign()
+        return pending
+
+    def restore(
+        self, partitions: Iterable[int], make_bank: Callable[[], MonitorBank], timeout: float = 120.0
+    ) -> dict[int, Restored]:
+        """One fresh bank per partition, filled from the state topic; raises on timeout."""
+        pending = self.read_latest(partitions, timeout)
+        out: dict[int, Restored] = {p: Restored(make_bank()) for p in pending}
         for p, latest in pending.items():
+            out[p].records = len(latest)
+            out[p].bytes = sum(len(v or b"") for v in latest.values())
             res = out[p]
             for k, v in latest.items():
                 if v is None:

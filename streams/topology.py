@@ -10,6 +10,7 @@ re-keyed through the repartition topic into its home partition.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -95,6 +96,10 @@ def ensure_topics(admin: AdminClient, topics: TopicSettings, timeout: float = 30
                 if "TOPIC_ALREADY_EXISTS" not in str(exc):  # another worker was first
                     raise TopologyError(f"cannot create topic {name}: {exc}") from None
         have = _counts(admin, timeout)
+        deadline = time.monotonic() + timeout
+        while any(t not in have for t in missing) and time.monotonic() < deadline:
+            time.sleep(0.2)  # created, not yet in the metadata this client sees
+            have = _counts(admin, timeout)
     for t in (topics.repartition, topics.state):
         if have.get(t) != p:
             raise TopologyError(

@@ -117,8 +117,9 @@ class Run:
 
 def start(
     tmp_path: Path, broker: Broker, prefix: str, config: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None, name: str = "p",
+    env: dict[str, str] | None = None, name: str = "p", command: str = "run",
 ) -> Run:  # fmt: skip
+    """``driftstream <command>`` (``run`` or ``faust-worker``) with test topics and fast checkpoints."""
     cfg: dict[str, Any] = {
         "kafka": {"bootstrap": broker.bootstrap},
         "topics": topic_names(prefix),
@@ -133,7 +134,7 @@ def start(
     path.write_text(yaml.safe_dump(cfg))
     log_path = path.with_suffix(".log")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "run", "-c", str(path)],
+        [sys.executable, "-m", "streams.cli", command, "-c", str(path)],
         cwd=ROOT, stdout=log_path.open("wb"), stderr=subprocess.STDOUT,
         env={**os.environ, **(env or {})},
     )  # fmt: skip

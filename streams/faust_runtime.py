@@ -1,0 +1,351 @@
+"""The engine inside a Faust agent: batches of events in, alerts out, state in a Faust table.
+
+Same routing as ``driftstream run`` (see ``topology``): an event in its home partition feeds
+that partition's :class:`MonitorBank`, any other is forwarded to the repartition topic; bad
+messages go to the dead-letter topic with the same headers. Alert ids therefore match.
+
+State and offsets (at-least-once, like ``driftstream run`` without transactions): Faust does
+not commit the source topics (``acks=False``); each checkpoint (every
+``checkpoint_interval_s`` / ``checkpoint_messages``, and whenever Faust revokes partitions or
+stops) does, in this order:
+
+1. flush the producer (forwarded events and dead letters are on the broker);
+2. write the snapshot of every changed monitor and one offsets record per partition to the
+   table: one changelog record each, never per event;
+3. flush again, then commit the offsets those records cover;
+4. ack the taken events (Faust waits for that before a revoke or stop completes).
+
+So the committed offsets never run ahead of the table. After a crash the table may be ahead
+of them: the offsets record says up to where, and those replayed events are skipped, as are
+events Faust delivers twice (it can fetch before seeking to the committed offset).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as KafkaTP
+from faust.types import TP as TopicPartition
+
+from detectors import EngineConfig, MonitorBank, SnapshotError
+from schemas import PredictionEvent, Rejection, decode
+
+from .clients import admin_config
+from .deadletter import dead_letter
+from .observe import Metrics
+from .settings import RunConfig
+from .state import OFFSETS_KEY, ForeignState, StateReader, monitor_record_key
+from .topology import Topology, home_partition
+
+__all__ = ["FaustRuntime", "offsets_key"]
+
+log = logging.getLogger("driftstream.faust")
+TP = tuple[str, int]
+
+
+def offsets_key(partition: int) -> bytes:
+    """Table key of a partition's offsets record (a table is one keyspace over all partitions)."""
+    return b"\x00offsets:%d" % partition
+
+
+class FaustRuntime:
+    """Banks per owned partition, routing, checkpoints; Faust objects are passed in."""
+
+    def __init__(self, cfg: RunConfig, topology: Topology, metrics: Metrics, app: Any, table: Any,
+                 topics: dict[str, Any]) -> None:  # fmt: skip
+        self.cfg = cfg
+        self.engine: EngineConfig = cfg.engine
+        self.topology = topology
+        self.metrics = metrics
+        self.app = app
+        self.table = table
+        self.topics = topics  # alerts, metrics, deadletter, repartition: Faust topics (raw bytes)
+        self.ack: Callable[[Any], Awaitable[Any]] | None = None  # the agent's stream.ack
+        self.banks: dict[int, MonitorBank] = {}
+        self.positions: dict[TP, int] = {}
+        self.pending: list[Any] = []  # processed events, acked at the next checkpoint
+        self.last_summary: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.counts = {
+            "consumed": 0,
+            "processed": 0,
+            "rejected": 0,
+            "repartitioned": 0,
+            "alerts": 0,
+            "skipped": 0,
+            "stale": 0,
+        }
+        self.last_checkpoint = time.monotonic()
+        self._written: dict[int, dict[TP, int]] = {}
+        self._committed: dict[TP, int] = {}
+        self._group_client: Consumer | None = None
+        self._state_reader: StateReader | None = None
+        self._homes: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self._lock = asyncio.Lock()
+        repart = cfg.topics.repartition
+        self._repart = repart
+        self._copart = {t for t in cfg.topics.input if topology.co_partitioned(t)}
+        self._slot_topics = self._copart | {repart}
+
+    # ------------------------------------------------------------------ events
+    async def process(self, events: Sequence[Any]) -> None:
+        """One ``take`` batch, in stream order."""
+        async with self._lock:
+            t0 = time.perf_counter()
+            self.pending.extend(events)
+            by_slot: dict[int, list[PredictionEvent]] = {}
+            consumed: dict[str, int] = {}
+            max_bytes = self.cfg.processor.max_event_bytes
+            nparts = self.topology.partitions
+            rekey = 0
+            generation = self.app.consumer_generation_id
+            for event in events:
+                msg = event.message
+                topic, part, off = msg.topic, msg.partition, msg.offset
+                tp = (topic, part)
+                if msg.generation_id != generation:
+                    # fetched before a rebalance and held in the take buffer: Faust seeks back to the
+                    # committed offset and delivers it again, in order
+                    self.counts["stale"] += 1
+                    continue
+                if part not in self.banks and topic in self._slot_topics:
+                    self._bank(part)  # restores the partition's monitors and where its state stands
+                consumed[topic] = consumed.get(topic, 0) + 1
+                if off < self.positions.get(tp, 0):
+                    # in the state already: written before a crash, or delivered again by Faust
+                    # (it can fetch before seeking to the committed offset on start-up)
+                    self.counts["skipped"] += 1
+                    continue
+                self.positions[tp] = off + 1
+                ts_ms = round(msg.timestamp * 1000) if msg.timestamp else None
+                ev = decode(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
+                if type(ev) is not PredictionEvent:
+                    await self._dead_letter(msg, ev)  # type: ignore[arg-type]
+                    continue
+                if topic == self._repart:
+                    slot = part
+                else:
+                    hk = (ev.model, ev.stage)
+                    home = self._homes.get(hk) or self._home(hk, nparts)
+                    slot = home[1]
+                    if slot != part or topic not in self._copart:
+                        await self.topics["repartition"].send(
+                            key=home[0], value=msg.value, partition=slot, timestamp=_seconds(ts_ms),
+                            headers=list(msg.headers or ()), force=True,
+                        )  # fmt: skip
+                        rekey += 1
+                        continue
+                by_slot.setdefault(slot, []).append(ev)
+            for topic, c in consumed.items():
+                self.metrics.consumed.labels(topic).inc(c)
+                if topic != self._repart:
+                    self.counts["consumed"] += c
+            if rekey:
+                self.metrics.repartitioned.inc(rekey)
+                self.counts["repartitioned"] += rekey
+            for slot, evs in by_slot.items():
+                await self._feed(self._bank(slot), evs)
+            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+            self.metrics.batch_size.observe(len(events))
+
+    def _home(self, hk: tuple[str, str], nparts: int) -> tuple[bytes, int]:
+        if len(self._homes) > 1_000_000:  # hostile key cardinality must not grow memory forever
+            self._homes.clear()
+        key = f"{hk[0]}/{hk[1]}".encode()
+        home = self._homes[hk] = (key, home_partition(key, nparts))
+        return home
+
+    async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
+        untracked = bank.stats.untracked_events
+        out = bank.process(evs)
+        self.metrics.processed.inc(len(evs))
+        self.counts["processed"] += len(evs)
+        if bank.stats.untracked_events != untracked:
+            self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
+        for doc in out.alerts:
+            self.metrics.alerts.labels(doc["status"], doc["severity"], doc["detector"]).inc()
+            await self._send("alerts", doc)
+        self.counts["alerts"] += len(out.alerts)
+        for doc in out.summaries:
+            self.last_summary[(doc["model"], doc["stage"], doc["variant"])] = doc
+            await self._send("metrics", doc)
+        if out.summaries:
+            self.metrics.summaries.inc(len(out.summaries))
+
+    async def _send(self, topic: str, doc: dict[str, Any]) -> None:
+        key = f"{doc['model']}/{doc['stage']}".encode()
+        # force: publish now, not when the source offset commits (Faust's "attachments")
+        await self.topics[topic].send(key=key, value=orjson.dumps(doc), force=True)
+
+    async def _dead_letter(self, msg: Any, rej: Rejection) -> None:
+        value, headers = dead_letter(msg.value, msg.headers, rej, msg.topic, msg.partition, msg.offset)
+        ts = round(msg.timestamp * 1000) if msg.timestamp else None
+        await self.topics["deadletter"].send(key=msg.key or b"", value=value, headers=headers,
+                                             timestamp=_seconds(ts), force=True)  # fmt: skip
+        self.metrics.rejected.labels(rej.reason.split(".", 1)[0]).inc()
+        self.counts["rejected"] += 1
+
+    # ------------------------------------------------------------------- state
+    def _bank(self, slot: int) -> MonitorBank:
+        """The partition's bank, restored from the table on first use after an assignment."""
+        t0 = time.perf_counter()
+        nparts = self.topology.partitions
+        latest = {k: v for k, v in self.table.data.items() if _slot_of(k, nparts) == slot}
+        marks = self._marks(latest.get(offsets_key(slot)))
+        committed = self._committed_offsets(slot)
+        behind = {tp: o for tp, o in committed.items() if o > marks.get(tp, 0)}
+        if behind:
+            # Faust reads a changelog only up to the high watermark it asked for first; a broker
+            # that answers with a stale one (the embedded broker does) leaves the table short.
+            log.warning("partition %d: the table is behind the committed offsets %s; reading %s to its end",
+                        slot, behind, self.cfg.topics.state)  # fmt: skip
+            latest = self._reader().read_latest([slot])[slot]
+            marks = self._marks(latest.get(offsets_key(slot)))
+        bank = self.banks[slot] = MonitorBank(self.engine)
+        records = 0
+        for k, v in latest.items():
+            if v is None or k.startswith(b"\x00"):
+                continue
+            try:
+                bank.restore(v)
+                records += 1
+            except (SnapshotError, ValueError, KeyError, TypeError) as exc:
+                log.error(
+                    "state partition %d: unreadable snapshot, that monitor starts fresh: %r: %s", slot, k[:80], exc
+                )
+        self._written[slot] = marks
+        for tp, o in marks.items():
+            self.positions[tp] = max(self.positions.get(tp, 0), o)
+        self.metrics.restore_seconds.observe(time.perf_counter() - t0)
+        self.metrics.partitions.set(len(self.banks))
+        log.info("partition %d: restored %d monitors from the table in %.2f s", slot, records, time.perf_counter() - t0)
+        return bank
+
+    def _marks(self, raw: bytes | None) -> dict[TP, int]:
+        if raw is None:
+            return {}
+        doc = orjson.loads(raw)
+        if doc.get("group") != self.cfg.processor.group:
+            raise ForeignState(
+                f"state topic {self.cfg.topics.state} holds checkpoints of group {doc.get('group')!r}, "
+                f"not {self.cfg.processor.group!r}: give each group its own topics.state and topics.repartition"
+            )
+        return {(t, int(p)): int(o) for t, p, o in doc["offsets"]}
+
+    def _committed_offsets(self, slot: int) -> dict[TP, int]:
+        if self._group_client is None:
+            self._group_client = Consumer({**admin_config(self.cfg), "group.id": self.cfg.processor.group,
+                                           "enable.auto.commit": False})  # fmt: skip  # never subscribes
+        tps = [KafkaTP(t, slot) for t in sorted(self._slot_topics)]
+        return {(tp.topic, tp.partition): tp.offset for tp in self._group_client.committed(tps, timeout=30)
+                if tp.offset >= 0}  # fmt: skip
+
+    def _reader(self) -> StateReader:
+        if self._state_reader is None:
+            self._state_reader = StateReader(admin_config(self.cfg), self.cfg.topics.state, self.cfg.processor.group)
+        return self._state_reader
+
+    def close(self) -> None:
+        for client in (self._group_client, self._state_reader):
+            if client is not None:
+                client.close()
+
+    def due(self) -> bool:
+        return bool(self.pending) and (
+            len(self.pending) >= self.cfg.processor.checkpoint_messages
+            or time.monotonic() - self.last_checkpoint >= self.cfg.processor.checkpoint_interval_s
+        )
+
+    async def checkpoint(self) -> None:
+        """Producer flushed → snapshots and offsets records → table → events acked."""
+        async with self._lock:
+            self.last_checkpoint = time.monotonic()
+            if not self.pending and not any(b.has_dirty for b in self.banks.values()):
+                return
+            t0 = time.perf_counter()
+            await self.app.producer.flush()  # forwards and dead letters land before the state vouches for them
+            written = 0
+            for slot, bank in self.banks.items():
+                for key in sorted(bank.take_dirty()):
+                    blob = bank.snapshot(key)
+                    written += len(blob)
+                    self._put(slot, monitor_record_key(key), blob)
+                mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and tp[0] in self._slot_topics}
+                if mine and mine != self._written.get(slot):
+                    doc = {
+                        "group": self.cfg.processor.group,
+                        "offsets": [[t, p, o] for (t, p), o in sorted(mine.items())],
+                    }
+                    self._put(slot, offsets_key(slot), orjson.dumps(doc))
+                    self._written[slot] = mine
+            self.metrics.snapshot_bytes.inc(written)
+            await self.app.producer.flush()  # the state is on the broker before the offsets it covers commit
+            advanced = {tp: o for tp, o in self.positions.items() if self._committed.get(tp) != o}
+            if advanced and await self.app.consumer._commit(
+                {TopicPartition(t, p): o for (t, p), o in advanced.items()}
+            ):
+                self._committed.update(advanced)
+            pending, self.pending = self.pending, []
+            assert self.ack is not None, "the agent sets ack before the first batch"
+            for event in pending:
+                await self.ack(event)  # Faust's bookkeeping only: a revoke or stop waits for these
+            self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    def _put(self, slot: int, key: bytes, value: bytes) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(slot, key, value)
+
+    def revoked(self, tps: set[Any]) -> None:
+        """Faust revoked partitions (after a checkpoint acked everything): forget their banks."""
+        gone = {(tp.topic, tp.partition) for tp in tps}
+        for tp in gone:
+            self.positions.pop(tp, None)
+            self._committed.pop(tp, None)
+        for slot in {p for t, p in gone if t in self._slot_topics}:
+            self.banks.pop(slot, None)
+            self._written.pop(slot, None)
+        self.metrics.partitions.set(len(self.banks))
+
+    # ----------------------------------------------------------------- views
+    def monitors_view(self) -> dict[str, Any]:
+        """``/drift/monitors``: every monitor held, its signals, last statistics, firing alerts."""
+        out = []
+        for slot, bank in sorted(self.banks.items()):
+            for key, mon in bank.monitors.items():
+                signals = {}
+                firing = []
+                for s in mon.signals.values():
+                    signals[s.name] = {"role": s.role, "kind": s.kind, "warming_up": not s.active,
+                                       "reference": s.reference_source, "seen": s.seen}  # fmt: skip
+                    for det, st in s.alerts.items():
+                        if st.firing_id is not None:
+                            firing.append({"alert_id": st.firing_id, "signal": s.name, "detector": det,
+                                           "severity": st.severity, "since_ts": st.fired_ts})  # fmt: skip
+                out.append({
+                    "model": key[0], "stage": key[1], "variant": key[2], "partition": slot, "events": mon.position,
+                    "signals": signals, "last_summary": self.last_summary.get(key), "firing": firing,
+                })  # fmt: skip
+        return {"monitors": out, "count": len(out)}
+
+
+def _slot_of(key: bytes, partitions: int) -> int | None:
+    """The partition a table key belongs to (monitor records carry no partition of their own)."""
+    if key == OFFSETS_KEY:
+        raise ForeignState("the state topic holds checkpoints of `driftstream run`; give the Faust worker its own")
+    if key.startswith(b"\x00offsets:"):
+        return int(key[9:])
+    try:
+        model, stage, _variant = orjson.loads(key)
+    except (ValueError, TypeError):
+        return None
+    return home_partition(f"{model}/{stage}".encode(), partitions)
+
+
+def _seconds(ts_ms: int | None) -> float | None:
+    """Faust takes timestamps in float seconds and truncates ×1000: +0.5 ms keeps the exact ms."""
+    return (ts_ms + 0.5) / 1000 if ts_ms else None

@@ -114,9 +114,19 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
         return view.bytes(orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY), status=status,
                           content_type="application/json")  # fmt: skip
 
+    def alive() -> bool:
+        return time.monotonic() - beat[0] < _STALL_S and app.crash_reason is None
+
+    def plain(path: str, check: Any, ok: str, bad: str) -> None:
+        def body(view: Any) -> Any:
+            good = check()  # once: the text and the status must agree
+            return view.text(ok if good else bad, status=200 if good else 503)
+
+        probe(path, body)
+
     def health() -> dict[str, Any]:
         return {
-            "alive": time.monotonic() - beat[0] < _STALL_S and app.crash_reason is None,
+            "alive": alive(),
             "ready": _ready(app),
             "partitions": sorted(rt.banks),
             "monitors": sum(len(b.monitors) for b in rt.banks.values()),
@@ -126,10 +136,8 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
         }
 
     probe("/metrics", lambda v: v.bytes(metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST}))
-    probe("/healthz", lambda v: v.text("ok\n" if health()["alive"] else "stalled\n",
-                                       status=200 if health()["alive"] else 503))  # fmt: skip
-    probe("/readyz", lambda v: v.text("ready\n" if _ready(app) else "not ready: assigning/recovering\n",
-                                      status=200 if _ready(app) else 503))  # fmt: skip
+    plain("/healthz", alive, "ok\n", "stalled\n")
+    plain("/readyz", lambda: _ready(app), "ready\n", "not ready: assigning/recovering\n")
     probe("/drift/health", lambda v: json(v, health()))
     probe("/drift/monitors", lambda v: json(v, rt.monitors_view()))
     return app
@@ -184,10 +192,7 @@ def run_faust_worker(path: str | None, bootstrap: str | None = None, max_wait_s:
         log.info("detector kernels loaded in %.2f s", warm_kernels())
         topology = prepare(cfg)
         app = create_app(cfg, topology)
-    except ConfigError as exc:
-        log.error("%s", exc)
-        return 2
-    except (BrokerUnreachable, TopologyError) as exc:
+    except (ConfigError, BrokerUnreachable, TopologyError) as exc:
         log.error("%s", exc)
         return 2
     if cfg.http.enabled:

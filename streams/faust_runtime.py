@@ -41,7 +41,7 @@ from .deadletter import dead_letter
 from .observe import Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, ForeignState, StateReader, monitor_record_key
-from .topology import Topology, home_partition
+from .topology import Homes, Topology, home_partition
 
 __all__ = ["FaustRuntime", "offsets_key"]
 
@@ -85,7 +85,7 @@ class FaustRuntime:
         self._committed: dict[TP, int] = {}
         self._group_client: Consumer | None = None
         self._state_reader: StateReader | None = None
-        self._homes: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self._homes = Homes(topology.partitions)
         self._lock = asyncio.Lock()
         repart = cfg.topics.repartition
         self._repart = repart
@@ -101,7 +101,6 @@ class FaustRuntime:
             by_slot: dict[int, list[PredictionEvent]] = {}
             consumed: dict[str, int] = {}
             max_bytes = self.cfg.processor.max_event_bytes
-            nparts = self.topology.partitions
             rekey = 0
             generation = self.app.consumer_generation_id
             for event in events:
@@ -130,8 +129,7 @@ class FaustRuntime:
                 if topic == self._repart:
                     slot = part
                 else:
-                    hk = (ev.model, ev.stage)
-                    home = self._homes.get(hk) or self._home(hk, nparts)
+                    home = self._homes[(ev.model, ev.stage)]
                     slot = home[1]
                     if slot != part or topic not in self._copart:
                         await self.topics["repartition"].send(
@@ -152,13 +150,6 @@ class FaustRuntime:
                 await self._feed(self._bank(slot), evs)
             self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             self.metrics.batch_size.observe(len(events))
-
-    def _home(self, hk: tuple[str, str], nparts: int) -> tuple[bytes, int]:
-        if len(self._homes) > 1_000_000:  # hostile key cardinality must not grow memory forever
-            self._homes.clear()
-        key = f"{hk[0]}/{hk[1]}".encode()
-        home = self._homes[hk] = (key, home_partition(key, nparts))
-        return home
 
     async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
         untracked = bank.stats.untracked_events

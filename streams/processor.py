@@ -30,7 +30,7 @@ from .deadletter import dead_letter
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, StateReader, monitor_record_key, offsets_record
-from .topology import Topology, ensure_topics, home_partition
+from .topology import Homes, Topology, ensure_topics
 from .transactions import Transactions
 
 __all__ = ["Processor", "ProcessorError"]
@@ -55,7 +55,7 @@ class Processor:
         self.banks: dict[int, MonitorBank] = {}
         self.positions: dict[tuple[str, int], int] = {}  # next offset, per consumed partition
         self._committed: dict[tuple[str, int], int] = {}
-        self._homes: dict[tuple[str, str], tuple[bytes, int]] = {}
+        self._homes = Homes(1)  # sized in start(), once the partition count is known
         self._delivery_errors: list[str] = []
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
@@ -70,6 +70,7 @@ class Processor:
         log.info("detector kernels loaded in %.2f s", warm_kernels())
         admin = connect(self.cfg)
         self.topology: Topology = ensure_topics(admin, self.topics)
+        self._homes = Homes(self.topology.partitions)
         self.guarantee = choose_guarantee(self.cfg, admin)
         self.exactly_once = self.guarantee == "exactly_once"
         odd = [t for t in self.topics.input if not self.topology.co_partitioned(t)]
@@ -149,7 +150,6 @@ class Processor:
         banks = self.banks
         repart = self.topics.repartition
         copart = {t for t in self.topics.input if self.topology.co_partitioned(t)}
-        nparts = self.topology.partitions
         max_bytes = self.cfg.processor.max_event_bytes
         by_slot: dict[int, list[PredictionEvent]] = {}
         consumed: dict[str, int] = {}
@@ -173,10 +173,7 @@ class Processor:
             if topic == repart:
                 slot = part
             else:
-                hk = (ev.model, ev.stage)
-                home = homes.get(hk)
-                if home is None:
-                    home = self._home(hk, nparts)
+                home = homes[(ev.model, ev.stage)]
                 slot = home[1]
                 if slot != part or topic not in copart or slot not in banks:
                     produce(repart, raw, home[0], partition=slot, timestamp=ts if ts > 0 else 0,
@@ -198,13 +195,6 @@ class Processor:
         self._since_checkpoint += len(msgs)
         for slot, evs in by_slot.items():
             self._feed(banks[slot], evs)
-
-    def _home(self, hk: tuple[str, str], nparts: int) -> tuple[bytes, int]:
-        if len(self._homes) > 1_000_000:  # hostile key cardinality must not grow memory forever
-            self._homes.clear()
-        key = f"{hk[0]}/{hk[1]}".encode()
-        home = self._homes[hk] = (key, home_partition(key, nparts))
-        return home
 
     def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
         untracked = bank.stats.untracked_events

@@ -18,7 +18,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from .settings import TopicSettings
 
-__all__ = ["Topology", "TopologyError", "murmur2", "home_partition", "ensure_topics"]
+__all__ = ["Topology", "TopologyError", "Homes", "murmur2", "home_partition", "ensure_topics"]
 
 # Room for rejected 2 MB payloads in the dead-letter topic, and for wide monitor snapshots.
 LARGE_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -56,6 +56,25 @@ def murmur2(data: bytes) -> int:
 def home_partition(key: bytes, partitions: int) -> int:
     """Where the Java default partitioner puts ``key``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class Homes(dict[tuple[str, str], tuple[bytes, int]]):
+    """``homes[(model, stage)]`` → (Kafka key, home partition), computed once per key.
+
+    A plain dict lookup on the hot path; murmur2 (pure Python) runs only for a new key."""
+
+    _MAX = 1_000_000  # hostile key cardinality must not grow memory forever
+
+    def __init__(self, partitions: int) -> None:
+        super().__init__()
+        self.partitions = partitions
+
+    def __missing__(self, hk: tuple[str, str]) -> tuple[bytes, int]:
+        if len(self) > self._MAX:
+            self.clear()
+        key = f"{hk[0]}/{hk[1]}".encode()
+        home = self[hk] = (key, home_partition(key, self.partitions))
+        return home
 
 
 @dataclass(frozen=True, slots=True)

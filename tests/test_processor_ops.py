@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.broker import free_port
-from streams.topology import home_partition, murmur2
+from streams.topology import Homes, home_partition, murmur2
 
 from .conftest import Broker
 from .harness import ROOT, alerts_of, committed_total, produce, read_topic, scenario, start, wait_for
@@ -117,3 +117,16 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     cfg.write_text("defaults:\n  detectors:\n    psi: {bins: 1}\n")
     res = _cli("run", "-c", str(cfg))
     assert res.returncode == 2 and "defaults.detectors.psi.bins" in res.stderr
+
+
+def test_homes_memoize_home_partition_and_stay_bounded() -> None:
+    homes = Homes(7)
+    keys = [(f"model{i}", f"stage{i % 3}") for i in range(50)]
+    assert {hk: homes[hk] for hk in keys} == {
+        hk: (f"{hk[0]}/{hk[1]}".encode(), home_partition(f"{hk[0]}/{hk[1]}".encode(), 7)) for hk in keys
+    }
+    assert len(homes) == 50
+    homes._MAX = 60
+    for i in range(100):
+        homes[(f"m{i}", "s")]
+    assert len(homes) <= 61

@@ -65,16 +65,24 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
 
     @app.agent(source, name="driftstream-monitors", concurrency=1)
     async def monitors(stream: Any) -> None:
-        rt.ack = stream.ack
-        async for events in stream.noack_take(cfg.faust.take_max, within=cfg.faust.take_within_s):
-            await rt.process(events)
-            if rt.due():
-                await rt.checkpoint()
+        # noack_take yields the events (take yields values); acking is moot: acks=False topics
+        try:
+            async for events in stream.noack_take(cfg.faust.take_max, within=cfg.faust.take_within_s):
+                # shielded: a stop cancels the agent, and a half-processed batch (offsets advanced,
+                # some banks not fed) must not reach the final checkpoint
+                await asyncio.shield(rt.process(events))
+                if rt.due():
+                    await rt.checkpoint()
+        except Exception as exc:
+            # Faust's supervisor would restart the agent past the batch in hand: a silent loss.
+            # Stop instead; a new worker resumes from the last checkpoint.
+            log.exception("the monitors agent failed; stopping the worker")
+            await app.crash(exc)
+            raise
 
     @app.task
     async def housekeeping() -> None:
-        """Checkpoints while the stream is idle, and at once when Faust revokes or stops (Faust
-        waits for every taken event to be acked before it commits and lets go)."""
+        """Checkpoints while the stream is idle, and at once when Faust rebalances or stops."""
         next_lag = 0.0
         progress_every = cfg.logging.progress_interval_s
         next_progress = time.monotonic() + progress_every
@@ -82,7 +90,7 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
         while True:
             await asyncio.sleep(0.1)
             beat[0] = time.monotonic()
-            if rt.pending and (rt.due() or app.should_stop or app.rebalancing):
+            if rt.unchecked and (rt.due() or app.should_stop or app.rebalancing):
                 await rt.checkpoint()
             if beat[0] >= next_lag:
                 _update_lag(app, rt)
@@ -98,10 +106,14 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
         await rt.checkpoint()  # what was processed is in the table and committed before the banks go
         rt.revoked(revoked)
 
+    @app.on_before_shutdown.connect
+    async def on_shutdown(app_: Any, **_: Any) -> None:
+        await rt.checkpoint()  # the consumer has stopped; Faust sends no revocation when it stops
+
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: Any, assigned: set[Any], **_: Any) -> None:
         metrics.rebalances.labels("assign").inc()
-        log.info("assigned %d partitions: %s", len(assigned), sorted((tp.topic, tp.partition) for tp in assigned))
+        await rt.assigned(assigned)
 
     def probe(path: str, body: Any) -> None:
         @app.page(path)
@@ -130,7 +142,7 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
             "ready": _ready(app),
             "partitions": sorted(rt.banks),
             "monitors": sum(len(b.monitors) for b in rt.banks.values()),
-            "pending_ack": len(rt.pending),
+            "since_checkpoint": rt.unchecked,
             "since_checkpoint_s": round(time.monotonic() - rt.last_checkpoint, 3),
             "counts": rt.counts,
         }
@@ -171,9 +183,9 @@ def _progress(rt: FaustRuntime, tick: tuple[int, float]) -> tuple[int, float]:
     rt.metrics.monitors.set(monitors)
     rt.metrics.series.set(sum(b.stats.series for b in rt.banks.values()))
     log.info(
-        "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d skipped %d alerts %d monitors %d unacked %d",
+        "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d skipped %d alerts %d monitors %d unchecked %d",
         c["consumed"], rate, c["processed"], c["rejected"], c["repartitioned"], c["skipped"], c["alerts"],
-        monitors, len(rt.pending),
+        monitors, rt.unchecked,
     )  # fmt: skip
     return c["consumed"], now
 

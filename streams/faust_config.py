@@ -72,7 +72,9 @@ def faust_settings(cfg: RunConfig, topology: Topology) -> dict[str, Any]:
         "topic_partitions": topology.partitions,
         "topic_replication_factor": cfg.topics.replication_factor,
         "topic_allow_declare": cfg.topics.create,
-        "table_standby_replicas": cfg.faust.standby_replicas,
+        # no standbys: the memory store drops their data when recovery completes, and a partition's
+        # monitors are read from the changelog to its end on assignment anyway
+        "table_standby_replicas": 0,
         "consumer_auto_offset_reset": cfg.processor.auto_offset_reset,
         # a dead worker's partitions move within seconds; the embedded broker joins fast
         "broker_session_timeout": FAST_GROUP_SETTINGS["session.timeout.ms"] / 1000,
@@ -81,7 +83,6 @@ def faust_settings(cfg: RunConfig, topology: Topology) -> dict[str, Any]:
         "broker_commit_interval": cfg.processor.checkpoint_interval_s,
         "producer_max_request_size": LARGE_MESSAGE_BYTES + 65536,
         "producer_linger": 0.005,
-        "stream_wait_empty": True,  # a revoke/stop waits for our checkpoint to ack what was taken
         "web_enabled": cfg.http.enabled,
         "web_bind": cfg.http.host,
         "web_host": cfg.http.host,

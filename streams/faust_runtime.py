@@ -12,12 +12,20 @@ stops) does, in this order:
 1. flush the producer (forwarded events and dead letters are on the broker);
 2. write the snapshot of every changed monitor and one offsets record per partition to the
    table: one changelog record each, never per event;
-3. flush again, then commit the offsets those records cover;
-4. ack the taken events (Faust waits for that before a revoke or stop completes).
+3. flush again, then commit the offsets those records cover.
 
 So the committed offsets never run ahead of the table. After a crash the table may be ahead
-of them: the offsets record says up to where, and those replayed events are skipped, as are
-events Faust delivers twice (it can fetch before seeking to the committed offset).
+of them: the offsets record says up to where, and those replayed events are skipped. A crash
+between two records of one checkpoint leaves some monitors a checkpoint ahead of their
+partition's offsets record; each monitor record carries the offsets its snapshot covers (see
+``faust_state``), so such a monitor skips exactly the events it already holds.
+
+On assignment, each partition's bank is restored from the table's changelog partition, read
+to its end by our own reader (as ``driftstream run`` does), not from the in-memory table:
+Faust's recovery stops at the high watermark it asked for first (stale on the embedded broker)
+and re-applies the changelog to the memory store on every rebalance, rolling back values we
+wrote meanwhile. Between a revocation and the next assignment nothing is processed: Faust
+seeks every assigned partition back to the committed offset when it resumes.
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -38,20 +46,16 @@ from schemas import PredictionEvent, Rejection, decode
 
 from .clients import admin_config
 from .deadletter import dead_letter
+from .faust_state import Marks, monitor_value, offsets_key, offsets_value, read_marks, split_monitor
 from .observe import Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, ForeignState, StateReader, monitor_record_key
-from .topology import Homes, Topology, home_partition
+from .topology import Homes, Topology
 
-__all__ = ["FaustRuntime", "offsets_key"]
+__all__ = ["FaustRuntime"]
 
 log = logging.getLogger("driftstream.faust")
 TP = tuple[str, int]
-
-
-def offsets_key(partition: int) -> bytes:
-    """Table key of a partition's offsets record (a table is one keyspace over all partitions)."""
-    return b"\x00offsets:%d" % partition
 
 
 class FaustRuntime:
@@ -66,10 +70,10 @@ class FaustRuntime:
         self.app = app
         self.table = table
         self.topics = topics  # alerts, metrics, deadletter, repartition: Faust topics (raw bytes)
-        self.ack: Callable[[Any], Awaitable[Any]] | None = None  # the agent's stream.ack
         self.banks: dict[int, MonitorBank] = {}
         self.positions: dict[TP, int] = {}
-        self.pending: list[Any] = []  # processed events, acked at the next checkpoint
+        self.revoked_generation = -1  # a revocation closed this generation: nothing more is processed
+        self.unchecked = 0  # events taken since the last checkpoint
         self.last_summary: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.counts = {
             "consumed": 0,
@@ -77,11 +81,13 @@ class FaustRuntime:
             "rejected": 0,
             "repartitioned": 0,
             "alerts": 0,
-            "skipped": 0,
+            "skipped": 0,  # below a partition's checkpointed offsets: in the state already
+            "covered": 0,  # below a monitor's own checkpointed offsets (a crash mid-checkpoint)
             "stale": 0,
         }
         self.last_checkpoint = time.monotonic()
-        self._written: dict[int, dict[TP, int]] = {}
+        self._written: dict[int, Marks] = {}
+        self._ahead: dict[tuple[str, str, str], Marks] = {}  # monitors restored past their partition's marks
         self._committed: dict[TP, int] = {}
         self._group_client: Consumer | None = None
         self._state_reader: StateReader | None = None
@@ -97,7 +103,7 @@ class FaustRuntime:
         """One ``take`` batch, in stream order."""
         async with self._lock:
             t0 = time.perf_counter()
-            self.pending.extend(events)
+            self.unchecked += len(events)
             by_slot: dict[int, list[PredictionEvent]] = {}
             consumed: dict[str, int] = {}
             max_bytes = self.cfg.processor.max_event_bytes
@@ -107,17 +113,17 @@ class FaustRuntime:
                 msg = event.message
                 topic, part, off = msg.topic, msg.partition, msg.offset
                 tp = (topic, part)
-                if msg.generation_id != generation:
-                    # fetched before a rebalance and held in the take buffer: Faust seeks back to the
-                    # committed offset and delivers it again, in order
+                if msg.generation_id != generation or generation == self.revoked_generation:
+                    # fetched before a rebalance and held in the take buffer, or taken between a
+                    # revocation and the next assignment: Faust seeks back to the committed offset
+                    # when it resumes and delivers it again, in order
                     self.counts["stale"] += 1
                     continue
                 if part not in self.banks and topic in self._slot_topics:
-                    self._bank(part)  # restores the partition's monitors and where its state stands
+                    await self._restore([part])  # the stream resumed before the assignment signal came
                 consumed[topic] = consumed.get(topic, 0) + 1
                 if off < self.positions.get(tp, 0):
-                    # in the state already: written before a crash, or delivered again by Faust
-                    # (it can fetch before seeking to the committed offset on start-up)
+                    # in the state already: its table records were written before a crash
                     self.counts["skipped"] += 1
                     continue
                 self.positions[tp] = off + 1
@@ -128,6 +134,8 @@ class FaustRuntime:
                     continue
                 if topic == self._repart:
                     slot = part
+                    if self._ahead and self._already_in(ev, tp, off):
+                        continue
                 else:
                     home = self._homes[(ev.model, ev.stage)]
                     slot = home[1]
@@ -138,7 +146,12 @@ class FaustRuntime:
                         )  # fmt: skip
                         rekey += 1
                         continue
+                    if self._ahead and self._already_in(ev, tp, off):
+                        continue
                 by_slot.setdefault(slot, []).append(ev)
+            if self._ahead:
+                self._ahead = {k: m for k, m in self._ahead.items()
+                               if any(o > self.positions.get(tp, 0) for tp, o in m.items())}  # fmt: skip
             for topic, c in consumed.items():
                 self.metrics.consumed.labels(topic).inc(c)
                 if topic != self._repart:
@@ -147,9 +160,17 @@ class FaustRuntime:
                 self.metrics.repartitioned.inc(rekey)
                 self.counts["repartitioned"] += rekey
             for slot, evs in by_slot.items():
-                await self._feed(self._bank(slot), evs)
+                await self._feed(self.banks[slot], evs)
             self.metrics.batch_seconds.observe(time.perf_counter() - t0)
             self.metrics.batch_size.observe(len(events))
+
+    def _already_in(self, ev: PredictionEvent, tp: TP, off: int) -> bool:
+        """Restored after a crash mid-checkpoint, this event's monitor holds it already."""
+        marks = self._ahead.get((ev.model, ev.stage, ev.variant))
+        if marks is not None and off < marks.get(tp, 0):
+            self.counts["covered"] += 1
+            return True
+        return False
 
     async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
         untracked = bank.stats.untracked_events
@@ -182,57 +203,66 @@ class FaustRuntime:
         self.counts["rejected"] += 1
 
     # ------------------------------------------------------------------- state
-    def _bank(self, slot: int) -> MonitorBank:
-        """The partition's bank, restored from the table on first use after an assignment."""
+    async def assigned(self, tps: set[Any]) -> None:
+        """Faust assigned partitions: restore their monitors before their events are processed."""
+        slots = sorted(tp.partition for tp in tps if tp.topic == self._repart)
+        self.revoked_generation = -1  # the generation is new (unless a broker reused its id: then too)
+        async with self._lock:
+            await self._restore([p for p in slots if p not in self.banks])
+        log.info("assigned %d partitions; monitors of partitions %s ready", len(tps), slots)
+
+    async def _restore(self, slots: list[int]) -> None:
+        if not slots:
+            return
         t0 = time.perf_counter()
-        nparts = self.topology.partitions
-        latest = {k: v for k, v in self.table.data.items() if _slot_of(k, nparts) == slot}
-        marks = self._marks(latest.get(offsets_key(slot)))
-        committed = self._committed_offsets(slot)
-        behind = {tp: o for tp, o in committed.items() if o > marks.get(tp, 0)}
+        # blocking clients, in a thread: the event loop keeps heartbeating meanwhile
+        latest, committed = await asyncio.to_thread(self._read_slots, slots)
+        records = sum(self._restore_slot(slot, latest[slot], committed) for slot in slots)
+        took = time.perf_counter() - t0
+        self.metrics.restore_seconds.observe(took)
+        self.metrics.partitions.set(len(self.banks))
+        log.info("restored %d monitors of partitions %s from the table's changelog in %.2f s", records, slots, took)
+
+    def _restore_slot(self, slot: int, latest: dict[bytes, bytes | None], committed: Marks) -> int:
+        if OFFSETS_KEY in latest:
+            raise ForeignState(f"the state topic {self.cfg.topics.state} holds checkpoints of `driftstream run`; "
+                               "give the Faust worker its own")  # fmt: skip
+        marks = read_marks(latest.get(offsets_key(slot)), self.cfg.processor.group, self.cfg.topics.state)
+        behind = {tp: o for tp, o in committed.items() if tp[1] == slot and o > marks.get(tp, 0)}
         if behind:
-            # Faust reads a changelog only up to the high watermark it asked for first; a broker
-            # that answers with a stale one (the embedded broker does) leaves the table short.
-            log.warning("partition %d: the table is behind the committed offsets %s; reading %s to its end",
-                        slot, behind, self.cfg.topics.state)  # fmt: skip
-            latest = self._reader().read_latest([slot])[slot]
-            marks = self._marks(latest.get(offsets_key(slot)))
+            # every commit follows its table records, so the changelog lost records (retention?)
+            log.error("partition %d: offsets %s are committed but the table %s vouches only for %s; "
+                      "events in between are missing from these monitors",
+                      slot, behind, self.cfg.topics.state, marks)  # fmt: skip
         bank = self.banks[slot] = MonitorBank(self.engine)
         records = 0
         for k, v in latest.items():
             if v is None or k.startswith(b"\x00"):
                 continue
             try:
-                bank.restore(v)
+                covered, snapshot = split_monitor(v)
+                key = bank.restore(snapshot)
                 records += 1
             except (SnapshotError, ValueError, KeyError, TypeError) as exc:
                 log.error(
                     "state partition %d: unreadable snapshot, that monitor starts fresh: %r: %s", slot, k[:80], exc
                 )
+                continue
+            if any(o > marks.get(tp, 0) for tp, o in covered.items()):
+                self._ahead[key] = covered  # written after the partition's last offsets record
+            self.table.data[k] = v
         self._written[slot] = marks
-        for tp, o in marks.items():
-            self.positions[tp] = max(self.positions.get(tp, 0), o)
-        self.metrics.restore_seconds.observe(time.perf_counter() - t0)
-        self.metrics.partitions.set(len(self.banks))
-        log.info("partition %d: restored %d monitors from the table in %.2f s", slot, records, time.perf_counter() - t0)
-        return bank
+        self.positions.update(marks)
+        return records
 
-    def _marks(self, raw: bytes | None) -> dict[TP, int]:
-        if raw is None:
-            return {}
-        doc = orjson.loads(raw)
-        if doc.get("group") != self.cfg.processor.group:
-            raise ForeignState(
-                f"state topic {self.cfg.topics.state} holds checkpoints of group {doc.get('group')!r}, "
-                f"not {self.cfg.processor.group!r}: give each group its own topics.state and topics.repartition"
-            )
-        return {(t, int(p)): int(o) for t, p, o in doc["offsets"]}
+    def _read_slots(self, slots: list[int]) -> tuple[dict[int, dict[bytes, bytes | None]], dict[TP, int]]:
+        return self._reader().read_latest(slots), self._committed_offsets(slots)
 
-    def _committed_offsets(self, slot: int) -> dict[TP, int]:
+    def _committed_offsets(self, slots: list[int]) -> dict[TP, int]:
         if self._group_client is None:
             self._group_client = Consumer({**admin_config(self.cfg), "group.id": self.cfg.processor.group,
                                            "enable.auto.commit": False})  # fmt: skip  # never subscribes
-        tps = [KafkaTP(t, slot) for t in sorted(self._slot_topics)]
+        tps = [KafkaTP(t, slot) for t in sorted(self._slot_topics) for slot in slots]
         return {(tp.topic, tp.partition): tp.offset for tp in self._group_client.committed(tps, timeout=30)
                 if tp.offset >= 0}  # fmt: skip
 
@@ -247,32 +277,28 @@ class FaustRuntime:
                 client.close()
 
     def due(self) -> bool:
-        return bool(self.pending) and (
-            len(self.pending) >= self.cfg.processor.checkpoint_messages
+        return self.unchecked > 0 and (
+            self.unchecked >= self.cfg.processor.checkpoint_messages
             or time.monotonic() - self.last_checkpoint >= self.cfg.processor.checkpoint_interval_s
         )
 
     async def checkpoint(self) -> None:
-        """Producer flushed → snapshots and offsets records → table → events acked."""
+        """Producer flushed → snapshots and offsets records → table → flushed → offsets committed."""
         async with self._lock:
             self.last_checkpoint = time.monotonic()
-            if not self.pending and not any(b.has_dirty for b in self.banks.values()):
+            if not self.unchecked and not any(b.has_dirty for b in self.banks.values()):
                 return
             t0 = time.perf_counter()
             await self.app.producer.flush()  # forwards and dead letters land before the state vouches for them
             written = 0
             for slot, bank in self.banks.items():
-                for key in sorted(bank.take_dirty()):
-                    blob = bank.snapshot(key)
-                    written += len(blob)
-                    self._put(slot, monitor_record_key(key), blob)
                 mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and tp[0] in self._slot_topics}
+                for key in sorted(bank.take_dirty()):
+                    value = monitor_value(mine, bank.snapshot(key))
+                    written += len(value)
+                    self._put(slot, monitor_record_key(key), value)
                 if mine and mine != self._written.get(slot):
-                    doc = {
-                        "group": self.cfg.processor.group,
-                        "offsets": [[t, p, o] for (t, p), o in sorted(mine.items())],
-                    }
-                    self._put(slot, offsets_key(slot), orjson.dumps(doc))
+                    self._put(slot, offsets_key(slot), offsets_value(mine, self.cfg.processor.group))
                     self._written[slot] = mine
             self.metrics.snapshot_bytes.inc(written)
             await self.app.producer.flush()  # the state is on the broker before the offsets it covers commit
@@ -281,10 +307,7 @@ class FaustRuntime:
                 {TopicPartition(t, p): o for (t, p), o in advanced.items()}
             ):
                 self._committed.update(advanced)
-            pending, self.pending = self.pending, []
-            assert self.ack is not None, "the agent sets ack before the first batch"
-            for event in pending:
-                await self.ack(event)  # Faust's bookkeeping only: a revoke or stop waits for these
+            self.unchecked = 0
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
 
     def _put(self, slot: int, key: bytes, value: bytes) -> None:
@@ -292,14 +315,18 @@ class FaustRuntime:
         self.table.send_changelog(slot, key, value)
 
     def revoked(self, tps: set[Any]) -> None:
-        """Faust revoked partitions (after a checkpoint acked everything): forget their banks."""
+        """Faust revoked partitions (after a checkpoint): forget their banks, take nothing more."""
         gone = {(tp.topic, tp.partition) for tp in tps}
+        if gone:  # Faust also signals an empty revocation before the first assignment
+            self.revoked_generation = self.app.consumer_generation_id
         for tp in gone:
             self.positions.pop(tp, None)
             self._committed.pop(tp, None)
         for slot in {p for t, p in gone if t in self._slot_topics}:
-            self.banks.pop(slot, None)
+            bank = self.banks.pop(slot, None)
             self._written.pop(slot, None)
+            for key in bank.monitors if bank else ():
+                self._ahead.pop(key, None)
         self.metrics.partitions.set(len(self.banks))
 
     # ----------------------------------------------------------------- views
@@ -322,19 +349,6 @@ class FaustRuntime:
                     "signals": signals, "last_summary": self.last_summary.get(key), "firing": firing,
                 })  # fmt: skip
         return {"monitors": out, "count": len(out)}
-
-
-def _slot_of(key: bytes, partitions: int) -> int | None:
-    """The partition a table key belongs to (monitor records carry no partition of their own)."""
-    if key == OFFSETS_KEY:
-        raise ForeignState("the state topic holds checkpoints of `driftstream run`; give the Faust worker its own")
-    if key.startswith(b"\x00offsets:"):
-        return int(key[9:])
-    try:
-        model, stage, _variant = orjson.loads(key)
-    except (ValueError, TypeError):
-        return None
-    return home_partition(f"{model}/{stage}".encode(), partitions)
 
 
 def _seconds(ts_ms: int | None) -> float | None:

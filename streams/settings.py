@@ -93,7 +93,6 @@ class FaustSettings(_Strict):
 
     take_max: int = Field(10_000, ge=1, le=1_000_000, description="Events per stream.take batch.")
     take_within_s: float = Field(0.25, gt=0, le=10, description="Wait at most this long to fill a batch.")
-    standby_replicas: int = Field(1, ge=0, description="Workers keeping a warm copy of other partitions' state.")
     data_dir: str | None = Field(None, description="Faust's data directory (default: a temporary directory).")
 
 

@@ -78,7 +78,8 @@ def fetch_jars() -> Path:
 
 
 def _cluster_id() -> str:
-    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding."""
+    """Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding (it can start
+    with "-": pass it as ``--cluster-id=...``, never as a separate argument)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
@@ -182,7 +183,7 @@ class ApacheKafka:
         t0 = time.monotonic()
         props = self._properties(self._make_certificate())
         fmt = subprocess.run(
-            self._java(jars, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(props),
+            self._java(jars, "kafka.tools.StorageTool", "format", f"--cluster-id={_cluster_id()}", "-c", str(props),
                        "--ignore-formatted", "--add-scram",
                        f"SCRAM-SHA-256=[name={SCRAM_USER},password={SCRAM_PASSWORD}]"),
             capture_output=True, text=True, check=False,

@@ -72,7 +72,7 @@ class FaustRuntime:
         self.topics = topics  # alerts, metrics, deadletter, repartition: Faust topics (raw bytes)
         self.banks: dict[int, MonitorBank] = {}
         self.positions: dict[TP, int] = {}
-        self.revoked_generation = -1  # a revocation closed this generation: nothing more is processed
+        self.live: set[TP] = set()  # assigned, not revoked: only their events are processed
         self.unchecked = 0  # events taken since the last checkpoint
         self.last_summary: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.counts = {
@@ -84,10 +84,15 @@ class FaustRuntime:
             "skipped": 0,  # below a partition's checkpointed offsets: in the state already
             "covered": 0,  # below a monitor's own checkpointed offsets (a crash mid-checkpoint)
             "stale": 0,
+            "gaps": 0,  # jumps in an input partition's offsets (0 unless transactions or compaction)
         }
         self.last_checkpoint = time.monotonic()
         self._written: dict[int, Marks] = {}
         self._ahead: dict[tuple[str, str, str], Marks] = {}  # monitors restored past their partition's marks
+        self._inflight: list[asyncio.Future[Any]] = []  # sent since the last checkpoint
+        self._batch: list[Any] = []  # events taken from the stream, not yet processed
+        self._batch_since = 0.0
+        self.failed: BaseException | None = None
         self._committed: dict[TP, int] = {}
         self._group_client: Consumer | None = None
         self._state_reader: StateReader | None = None
@@ -99,70 +104,100 @@ class FaustRuntime:
         self._slot_topics = self._copart | {repart}
 
     # ------------------------------------------------------------------ events
-    async def process(self, events: Sequence[Any]) -> None:
-        """One ``take`` batch, in stream order."""
+    def add(self, event: Any) -> bool:
+        """Buffer one event of the stream; True when the batch is full."""
+        if not self._batch:
+            self._batch_since = time.monotonic()
+        self._batch.append(event)
+        return len(self._batch) >= self.cfg.faust.take_max
+
+    def batch_due(self) -> bool:
+        return bool(self._batch) and time.monotonic() - self._batch_since >= self.cfg.faust.take_within_s
+
+    async def flush_batch(self) -> None:
+        """Process the buffered events (from the stream when full, from housekeeping when due)."""
         async with self._lock:
-            t0 = time.perf_counter()
-            self.unchecked += len(events)
-            by_slot: dict[int, list[PredictionEvent]] = {}
-            consumed: dict[str, int] = {}
-            max_bytes = self.cfg.processor.max_event_bytes
-            rekey = 0
-            generation = self.app.consumer_generation_id
-            for event in events:
-                msg = event.message
-                topic, part, off = msg.topic, msg.partition, msg.offset
-                tp = (topic, part)
-                if msg.generation_id != generation or generation == self.revoked_generation:
-                    # fetched before a rebalance and held in the take buffer, or taken between a
-                    # revocation and the next assignment: Faust seeks back to the committed offset
-                    # when it resumes and delivers it again, in order
-                    self.counts["stale"] += 1
+            events, self._batch = self._batch, []
+            if events and self.failed is None:
+                try:
+                    await self._process(events)
+                except BaseException as exc:
+                    self.failed = exc  # offsets may have advanced past events not fed: never commit them
+                    raise
+
+    async def _process(self, events: Sequence[Any]) -> None:
+        """One batch of events, in stream order (the lock is held)."""
+        t0 = time.perf_counter()
+        self.unchecked += len(events)
+        by_slot: dict[int, list[PredictionEvent]] = {}
+        consumed: dict[str, int] = {}
+        max_bytes = self.cfg.processor.max_event_bytes
+        rekey = 0
+        live = self.live
+        for event in events:
+            msg = event.message
+            topic, part, off = msg.topic, msg.partition, msg.offset
+            tp = (topic, part)
+            if tp not in live:
+                # taken between a revocation and the next assignment, or of a partition no longer
+                # ours: Faust seeks to the committed offsets when it resumes and delivers it again.
+                # (Faust's generation ids are not used: skipping on them lost an event now and then.)
+                self.counts["stale"] += 1
+                continue
+            if part not in self.banks and topic in self._slot_topics:
+                await self._restore([part])  # the stream resumed before the assignment signal came
+            consumed[topic] = consumed.get(topic, 0) + 1
+            if off < self.positions.get(tp, 0):
+                # in the state already: its table records were written before a crash
+                self.counts["skipped"] += 1
+                log.log(logging.INFO if self.counts["skipped"] <= 10 else logging.DEBUG,
+                        "%s[%d]: offset %d is in the state already (up to %d)", topic, part, off,
+                        self.positions[tp])  # fmt: skip
+                continue
+            if off > self.positions.get(tp, off):
+                # offsets skipped: transaction markers, compaction, or events not delivered
+                self.counts["gaps"] += 1
+                log.log(logging.WARNING if self.counts["gaps"] <= 10 else logging.DEBUG,
+                        "%s[%d]: offsets %d..%d were not delivered (transaction markers or compaction?)",
+                        topic, part, self.positions[tp], off - 1)  # fmt: skip
+            self.positions[tp] = off + 1
+            ts_ms = round(msg.timestamp * 1000) if msg.timestamp else None
+            ev = decode(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
+            if type(ev) is not PredictionEvent:
+                await self._dead_letter(msg, ev)  # type: ignore[arg-type]
+                continue
+            if topic == self._repart:
+                slot = part
+                if self._ahead and self._already_in(ev, tp, off):
                     continue
-                if part not in self.banks and topic in self._slot_topics:
-                    await self._restore([part])  # the stream resumed before the assignment signal came
-                consumed[topic] = consumed.get(topic, 0) + 1
-                if off < self.positions.get(tp, 0):
-                    # in the state already: its table records were written before a crash
-                    self.counts["skipped"] += 1
+            else:
+                home = self._homes[(ev.model, ev.stage)]
+                slot = home[1]
+                if slot != part or topic not in self._copart:
+                    await self._publish(
+                        self.topics["repartition"],
+                        key=home[0], value=msg.value, partition=slot, timestamp=_seconds(ts_ms),
+                        headers=list(msg.headers or ()),
+                    )  # fmt: skip
+                    rekey += 1
                     continue
-                self.positions[tp] = off + 1
-                ts_ms = round(msg.timestamp * 1000) if msg.timestamp else None
-                ev = decode(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
-                if type(ev) is not PredictionEvent:
-                    await self._dead_letter(msg, ev)  # type: ignore[arg-type]
+                if self._ahead and self._already_in(ev, tp, off):
                     continue
-                if topic == self._repart:
-                    slot = part
-                    if self._ahead and self._already_in(ev, tp, off):
-                        continue
-                else:
-                    home = self._homes[(ev.model, ev.stage)]
-                    slot = home[1]
-                    if slot != part or topic not in self._copart:
-                        await self.topics["repartition"].send(
-                            key=home[0], value=msg.value, partition=slot, timestamp=_seconds(ts_ms),
-                            headers=list(msg.headers or ()), force=True,
-                        )  # fmt: skip
-                        rekey += 1
-                        continue
-                    if self._ahead and self._already_in(ev, tp, off):
-                        continue
-                by_slot.setdefault(slot, []).append(ev)
-            if self._ahead:
-                self._ahead = {k: m for k, m in self._ahead.items()
-                               if any(o > self.positions.get(tp, 0) for tp, o in m.items())}  # fmt: skip
-            for topic, c in consumed.items():
-                self.metrics.consumed.labels(topic).inc(c)
-                if topic != self._repart:
-                    self.counts["consumed"] += c
-            if rekey:
-                self.metrics.repartitioned.inc(rekey)
-                self.counts["repartitioned"] += rekey
-            for slot, evs in by_slot.items():
-                await self._feed(self.banks[slot], evs)
-            self.metrics.batch_seconds.observe(time.perf_counter() - t0)
-            self.metrics.batch_size.observe(len(events))
+            by_slot.setdefault(slot, []).append(ev)
+        if self._ahead:
+            self._ahead = {k: m for k, m in self._ahead.items()
+                           if any(o > self.positions.get(tp, 0) for tp, o in m.items())}  # fmt: skip
+        for topic, c in consumed.items():
+            self.metrics.consumed.labels(topic).inc(c)
+            if topic != self._repart:
+                self.counts["consumed"] += c
+        if rekey:
+            self.metrics.repartitioned.inc(rekey)
+            self.counts["repartitioned"] += rekey
+        for slot, evs in by_slot.items():
+            await self._feed(self.banks[slot], evs)
+        self.metrics.batch_seconds.observe(time.perf_counter() - t0)
+        self.metrics.batch_size.observe(len(events))
 
     def _already_in(self, ev: PredictionEvent, tp: TP, off: int) -> bool:
         """Restored after a crash mid-checkpoint, this event's monitor holds it already."""
@@ -192,13 +227,13 @@ class FaustRuntime:
     async def _send(self, topic: str, doc: dict[str, Any]) -> None:
         key = f"{doc['model']}/{doc['stage']}".encode()
         # force: publish now, not when the source offset commits (Faust's "attachments")
-        await self.topics[topic].send(key=key, value=orjson.dumps(doc), force=True)
+        await self._publish(self.topics[topic], key=key, value=orjson.dumps(doc))
 
     async def _dead_letter(self, msg: Any, rej: Rejection) -> None:
         value, headers = dead_letter(msg.value, msg.headers, rej, msg.topic, msg.partition, msg.offset)
         ts = round(msg.timestamp * 1000) if msg.timestamp else None
-        await self.topics["deadletter"].send(key=msg.key or b"", value=value, headers=headers,
-                                             timestamp=_seconds(ts), force=True)  # fmt: skip
+        await self._publish(self.topics["deadletter"], key=msg.key or b"", value=value, headers=headers,
+                            timestamp=_seconds(ts))  # fmt: skip
         self.metrics.rejected.labels(rej.reason.split(".", 1)[0]).inc()
         self.counts["rejected"] += 1
 
@@ -206,7 +241,7 @@ class FaustRuntime:
     async def assigned(self, tps: set[Any]) -> None:
         """Faust assigned partitions: restore their monitors before their events are processed."""
         slots = sorted(tp.partition for tp in tps if tp.topic == self._repart)
-        self.revoked_generation = -1  # the generation is new (unless a broker reused its id: then too)
+        self.live = {(tp.topic, tp.partition) for tp in tps}  # at once: Faust resumes the stream later
         async with self._lock:
             await self._restore([p for p in slots if p not in self.banks])
         log.info("assigned %d partitions; monitors of partitions %s ready", len(tps), slots)
@@ -222,6 +257,11 @@ class FaustRuntime:
         self.metrics.restore_seconds.observe(took)
         self.metrics.partitions.set(len(self.banks))
         log.info("restored %d monitors of partitions %s from the table's changelog in %.2f s", records, slots, took)
+        if log.isEnabledFor(logging.DEBUG):
+            for slot in slots:
+                log.debug("partition %d: state covers %s; committed %s; monitors ahead %s", slot,
+                          self._written[slot], {tp: o for tp, o in committed.items() if tp[1] == slot},
+                          {k: m for k, m in self._ahead.items() if any(tp[1] == slot for tp in m)})  # fmt: skip
 
     def _restore_slot(self, slot: int, latest: dict[bytes, bytes | None], committed: Marks) -> int:
         if OFFSETS_KEY in latest:
@@ -286,22 +326,26 @@ class FaustRuntime:
         """Producer flushed → snapshots and offsets records → table → flushed → offsets committed."""
         async with self._lock:
             self.last_checkpoint = time.monotonic()
+            if self.failed is not None:
+                log.warning("no checkpoint after a failed batch (%r): a new worker resumes from the last one",
+                            self.failed)  # fmt: skip
+                return
             if not self.unchecked and not any(b.has_dirty for b in self.banks.values()):
                 return
             t0 = time.perf_counter()
-            await self.app.producer.flush()  # forwards and dead letters land before the state vouches for them
+            await self._settle()  # forwards and dead letters are on the broker before the state vouches for them
             written = 0
             for slot, bank in self.banks.items():
                 mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and tp[0] in self._slot_topics}
                 for key in sorted(bank.take_dirty()):
                     value = monitor_value(mine, bank.snapshot(key))
                     written += len(value)
-                    self._put(slot, monitor_record_key(key), value)
+                    await self._put(slot, monitor_record_key(key), value)
                 if mine and mine != self._written.get(slot):
-                    self._put(slot, offsets_key(slot), offsets_value(mine, self.cfg.processor.group))
+                    await self._put(slot, offsets_key(slot), offsets_value(mine, self.cfg.processor.group))
                     self._written[slot] = mine
             self.metrics.snapshot_bytes.inc(written)
-            await self.app.producer.flush()  # the state is on the broker before the offsets it covers commit
+            await self._settle()  # the state is on the broker before the offsets it covers commit
             advanced = {tp: o for tp, o in self.positions.items() if self._committed.get(tp) != o}
             if advanced and await self.app.consumer._commit(
                 {TopicPartition(t, p): o for (t, p), o in advanced.items()}
@@ -310,15 +354,31 @@ class FaustRuntime:
             self.unchecked = 0
             self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
 
-    def _put(self, slot: int, key: bytes, value: bytes) -> None:
+    async def _put(self, slot: int, key: bytes, value: bytes) -> None:
         self.table.data[key] = value
-        self.table.send_changelog(slot, key, value)
+        # not table.send_changelog: it goes through Faust's send buffer, whose flush gives up after
+        # 0.1 s without a delivery and returns with records still queued
+        await self._publish(self.table.changelog_topic, key=key, value=value, partition=slot)
+
+    async def _publish(self, topic: Any, **message: Any) -> None:
+        """Hand a record to the producer now (force: not when a source offset commits, Faust's
+        "attachments"); its delivery is awaited at the next checkpoint."""
+        self._inflight.append(await topic.send(**message, force=True))
+
+    async def _settle(self) -> None:
+        """Every record sent so far is acknowledged by the broker, or this raises (no commit)."""
+        await self.app.producer.flush()
+        inflight, self._inflight = self._inflight, []
+        results = await asyncio.gather(*inflight, return_exceptions=True)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        if errors:
+            raise RuntimeError(f"{len(errors)} of {len(results)} records were not delivered, offsets not committed: "
+                               f"{errors[:3]!r}")  # fmt: skip
 
     def revoked(self, tps: set[Any]) -> None:
         """Faust revoked partitions (after a checkpoint): forget their banks, take nothing more."""
         gone = {(tp.topic, tp.partition) for tp in tps}
-        if gone:  # Faust also signals an empty revocation before the first assignment
-            self.revoked_generation = self.app.consumer_generation_id
+        self.live -= gone
         for tp in gone:
             self.positions.pop(tp, None)
             self._committed.pop(tp, None)

@@ -91,8 +91,8 @@ class FaustSettings(_Strict):
     No transport choice: Faust's ``confluent://`` driver never finished table recovery here,
     neither on the embedded broker nor on Apache Kafka 4.1; the aiokafka driver is used."""
 
-    take_max: int = Field(10_000, ge=1, le=1_000_000, description="Events per stream.take batch.")
-    take_within_s: float = Field(0.25, gt=0, le=10, description="Wait at most this long to fill a batch.")
+    take_max: int = Field(10_000, ge=1, le=1_000_000, description="Events per batch fed to the monitors.")
+    take_within_s: float = Field(0.25, gt=0, le=10, description="A partial batch is fed after this long.")
     data_dir: str | None = Field(None, description="Faust's data directory (default: a temporary directory).")
 
 

@@ -61,7 +61,8 @@ def _all_alerts(broker: Broker, topic: str, want: set[tuple[str, str]]) -> list[
 
 def _detail(alerts: list[dict[str, Any]], ids: set[tuple[str, str]]) -> list[tuple[Any, ...]]:
     """Readable (model, signal, detector, status, position) of the alerts with those ids."""
-    return sorted((a["model"], a["signal"], a["detector"], a["status"], a["window"]["last_position"])
+    return sorted((a["model"], a["signal"], a["detector"], a["status"], a["window"]["last_position"],
+                   a["window"]["first_position"], a["statistic"], a.get("emitted_at"))
                   for a in alerts if (a["alert_id"], a["status"]) in ids)  # fmt: skip
 
 
@@ -115,6 +116,7 @@ def test_same_alert_ids_as_driftstream_run(broker: Broker, tmp_path: Path) -> No
     asr = next(m for m in monitors["monitors"] if (m["model"], m["stage"]) == ("speech", "asr"))
     assert asr["events"] == 10_000 and asr["last_summary"]["signals"]["feature:f1"]["mean"] > 1.5
     assert health["ready"] and health["alive"] and health["counts"]["processed"] == len(items)
+    assert health["counts"]["gaps"] == 0, "every offset of the input was delivered"
     assert metrics["driftstream_events_processed_total"] == len(items)
     assert metrics["driftstream_ready"] == 1.0
     assert summaries and all(orjson.loads(m.value())["schema_version"] == 1 for m in summaries)
@@ -200,11 +202,13 @@ def test_stop_and_crash_mid_stream_give_the_alerts_of_an_uninterrupted_run(broke
         producer.join(60)
         wait_for(lambda: committed_total(broker, f"{prefix}-group", topic) == len(items), 180, "all committed")
         alerts = _all_alerts(broker, f"{prefix}-alerts", want)
+        gaps = _json(runs[-1], "/drift/health")["counts"]["gaps"]
         rc, _ = runs[-1].stop()
     finally:
         _kill(*runs)
     assert rc == 0, runs[-1].log()[-3000:]
     assert len(want) >= 4, want
+    assert gaps == 0, "the last worker saw every offset of its partitions"
     got = {(a["alert_id"], a["status"]) for a in alerts if a["status"] == "firing"}
 
     every = expected_alerts(items) + alerts

@@ -93,6 +93,8 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
             await asyncio.sleep(0.1)
             beat[0] = time.monotonic()
             try:
+                if rt.unrestored:
+                    await rt.restore_assigned()
                 if rt.batch_due():
                     await asyncio.shield(rt.flush_batch())  # a partial batch, the stream being quiet
                 if rt.unchecked and (rt.due() or app.should_stop or app.rebalancing):
@@ -124,7 +126,7 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
     @app.on_partitions_assigned.connect
     async def on_assigned(app_: Any, assigned: set[Any], **_: Any) -> None:
         metrics.rebalances.labels("assign").inc()
-        await rt.assigned(assigned)
+        rt.assigned(assigned)
 
     def probe(path: str, body: Any) -> None:
         @app.page(path)
@@ -167,9 +169,10 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
 
 
 def _ready(app: Any) -> bool:
-    """Started, assigned, and table recovery done (Faust holds the agents until then)."""
+    """Started, assigned, Faust's table recovery done, and the assigned monitors restored."""
     try:
-        return bool(app.consumer.assignment()) and not app.rebalancing and app.tables.recovery.completed.is_set()
+        ready = bool(app.consumer.assignment()) and not app.rebalancing and app.tables.recovery.completed.is_set()
+        return ready and not app.driftstream.unrestored
     except Exception:  # consumer not started yet
         return False
 

@@ -73,6 +73,7 @@ class FaustRuntime:
         self.banks: dict[int, MonitorBank] = {}
         self.positions: dict[TP, int] = {}
         self.live: set[TP] = set()  # assigned, not revoked: only their events are processed
+        self.unrestored: set[int] = set()  # assigned partitions whose monitors are not loaded yet
         self.unchecked = 0  # events taken since the last checkpoint
         self.last_summary: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.counts = {
@@ -145,7 +146,8 @@ class FaustRuntime:
                 self.counts["stale"] += 1
                 continue
             if part not in self.banks and topic in self._slot_topics:
-                await self._restore([part])  # the stream resumed before the assignment signal came
+                self.unrestored.add(part)
+                await self._restore_unrestored()  # before housekeeping got to it
             consumed[topic] = consumed.get(topic, 0) + 1
             if off < self.positions.get(tp, 0):
                 # in the state already: its table records were written before a crash
@@ -238,13 +240,23 @@ class FaustRuntime:
         self.counts["rejected"] += 1
 
     # ------------------------------------------------------------------- state
-    async def assigned(self, tps: set[Any]) -> None:
-        """Faust assigned partitions: restore their monitors before their events are processed."""
-        slots = sorted(tp.partition for tp in tps if tp.topic == self._repart)
-        self.live = {(tp.topic, tp.partition) for tp in tps}  # at once: Faust resumes the stream later
+    def assigned(self, tps: set[Any]) -> None:
+        """Faust assigned partitions: process their events; their monitors are restored first."""
+        self.live = {(tp.topic, tp.partition) for tp in tps}
+        self.unrestored = {tp.partition for tp in tps if tp.topic == self._repart} - set(self.banks)
+        # the restore runs outside Faust's rebalance callback (housekeeping, or the first event):
+        # a callback that took seconds lost the first event Faust delivered after it resumed
+        log.info("assigned %d partitions; restoring the monitors of partitions %s", len(tps), sorted(self.unrestored))
+
+    async def restore_assigned(self) -> None:
+        """Restore what the last assignment brought (housekeeping calls this at once)."""
         async with self._lock:
-            await self._restore([p for p in slots if p not in self.banks])
-        log.info("assigned %d partitions; monitors of partitions %s ready", len(tps), slots)
+            await self._restore_unrestored()
+
+    async def _restore_unrestored(self) -> None:
+        slots, self.unrestored = sorted(self.unrestored - set(self.banks)), set()
+        if slots:
+            await self._restore(slots)
 
     async def _restore(self, slots: list[int]) -> None:
         if not slots:
@@ -379,6 +391,7 @@ class FaustRuntime:
         """Faust revoked partitions (after a checkpoint): forget their banks, take nothing more."""
         gone = {(tp.topic, tp.partition) for tp in tps}
         self.live -= gone
+        self.unrestored -= {p for t, p in gone if t == self._repart}
         for tp in gone:
             self.positions.pop(tp, None)
             self._committed.pop(tp, None)

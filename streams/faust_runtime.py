@@ -9,10 +9,11 @@ not commit the source topics (``acks=False``); each checkpoint (every
 ``checkpoint_interval_s`` / ``checkpoint_messages``, and whenever Faust revokes partitions or
 stops) does, in this order:
 
-1. flush the producer (forwarded events and dead letters are on the broker);
+1. wait until every record sent since the last checkpoint (forwarded events, dead letters,
+   alerts, summaries) is acknowledged by the broker;
 2. write the snapshot of every changed monitor and one offsets record per partition to the
    table: one changelog record each, never per event;
-3. flush again, then commit the offsets those records cover.
+3. wait for those too, then commit the offsets those records cover.
 
 So the committed offsets never run ahead of the table. After a crash the table may be ahead
 of them: the offsets record says up to where, and those replayed events are skipped. A crash
@@ -20,8 +21,9 @@ between two records of one checkpoint leaves some monitors a checkpoint ahead of
 partition's offsets record; each monitor record carries the offsets its snapshot covers (see
 ``faust_state``), so such a monitor skips exactly the events it already holds.
 
-On assignment, each partition's bank is restored from the table's changelog partition, read
-to its end by our own reader (as ``driftstream run`` does), not from the in-memory table:
+After an assignment (outside Faust's rebalance callback), each partition's bank is restored
+from the table's changelog partition, read to its end by our own reader (as ``driftstream
+run`` does), before its events are processed; not from the in-memory table:
 Faust's recovery stops at the high watermark it asked for first (stale on the embedded broker)
 and re-applies the changelog to the memory store on every rebalance, rolling back values we
 wrote meanwhile. Between a revocation and the next assignment nothing is processed: Faust

@@ -144,7 +144,7 @@ class FaustRuntime:
             if tp not in live:
                 # taken between a revocation and the next assignment, or of a partition no longer
                 # ours: Faust seeks to the committed offsets when it resumes and delivers it again.
-                # (Faust's generation ids are not used: skipping on them lost an event now and then.)
+                # (Faust's generation ids are not used: skipping on them went with lost events.)
                 self.counts["stale"] += 1
                 continue
             if part not in self.banks and topic in self._slot_topics:
@@ -172,8 +172,6 @@ class FaustRuntime:
                 continue
             if topic == self._repart:
                 slot = part
-                if self._ahead and self._already_in(ev, tp, off):
-                    continue
             else:
                 home = self._homes[(ev.model, ev.stage)]
                 slot = home[1]
@@ -185,8 +183,8 @@ class FaustRuntime:
                     )  # fmt: skip
                     rekey += 1
                     continue
-                if self._ahead and self._already_in(ev, tp, off):
-                    continue
+            if self._ahead and self._already_in(ev, tp, off):
+                continue
             by_slot.setdefault(slot, []).append(ev)
         if self._ahead:
             self._ahead = {k: m for k, m in self._ahead.items()

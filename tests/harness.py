@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import orjson
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from detectors import EngineConfig, MonitorBank
@@ -247,10 +247,32 @@ def committed_total(broker: Broker, group: str, topic: str) -> int:
         c.close()
 
 
+_TRANSIENT = {
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._ALL_BROKERS_DOWN,
+}
+
+
 def wait_for(cond: Callable[[], bool], timeout: float, what: str, interval: float = 0.5) -> None:
+    """Poll ``cond`` until true; a retriable Kafka error (e.g. NOT_COORDINATOR while a restarted
+    broker re-elects the group coordinator) counts as "not yet", any other error fails at once."""
     deadline = time.monotonic() + timeout
+    last: KafkaException | None = None
     while time.monotonic() < deadline:
-        if cond():
-            return
+        try:
+            if cond():
+                return
+        except KafkaException as exc:
+            if not (exc.args[0].retriable() or exc.args[0].code() in _TRANSIENT):
+                raise
+            last = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}" + (f" (last error: {last})" if last else "")
+    )

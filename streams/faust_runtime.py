@@ -144,7 +144,7 @@ class FaustRuntime:
             if tp not in live:
                 # taken between a revocation and the next assignment, or of a partition no longer
                 # ours: Faust seeks to the committed offsets when it resumes and delivers it again.
-                # (Faust's generation ids are not used: skipping on them went with lost events.)
+                # (Not Faust's generation ids: skipping on them lost events, before keep_queued_events.)
                 self.counts["stale"] += 1
                 continue
             if part not in self.banks and topic in self._slot_topics:

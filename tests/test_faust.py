@@ -174,11 +174,6 @@ def test_bad_input_is_dead_lettered_and_unkeyed_events_are_rekeyed(broker: Broke
     assert loose["events"] == len(unkeyed)  # every forwarded event reached the one monitor of its key
 
 
-@pytest.mark.skip(
-    reason="issue 6 open: about 1 run in 8 (seen on both brokers) Faust does not deliver the first event "
-    "of a partition after a worker restores its monitors (an offset gap, counted in /drift/health gaps); "
-    "see the session-6 note"
-)
 def test_stop_and_crash_mid_stream_give_the_alerts_of_an_uninterrupted_run(broker: Broker, tmp_path: Path) -> None:
     """Worker 1 is stopped (SIGTERM), worker 2 killed (-9) mid-stream, worker 3 finishes: the
     monitors continue from the table each time, so the alerts equal one uninterrupted run."""

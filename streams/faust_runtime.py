@@ -19,7 +19,7 @@ So the committed offsets never run ahead of the table. After a crash the table m
 of them: the offsets record says up to where, and those replayed events are skipped. A crash
 between two records of one checkpoint leaves some monitors a checkpoint ahead of their
 partition's offsets record; each monitor record carries the offsets its snapshot covers (see
-``faust_state``), so such a monitor skips exactly the events it already holds.
+``state``), so such a monitor skips exactly the events it already holds.
 
 After an assignment (outside Faust's rebalance callback), each partition's bank is restored
 from the table's changelog partition, read to its end by our own reader (as ``driftstream
@@ -48,10 +48,19 @@ from schemas import PredictionEvent, Rejection, decode
 
 from .clients import admin_config
 from .deadletter import dead_letter
-from .faust_state import Marks, monitor_value, offsets_key, offsets_value, read_marks, split_monitor
+from .faust_state import offsets_key, offsets_value, read_marks
 from .observe import Metrics
 from .settings import RunConfig
-from .state import OFFSETS_KEY, ForeignState, StateReader, monitor_record_key
+from .state import (
+    OFFSETS_KEY,
+    AheadMonitors,
+    ForeignState,
+    Marks,
+    StateReader,
+    monitor_record_key,
+    monitor_value,
+    split_monitor,
+)
 from .topology import Homes, Topology
 
 __all__ = ["FaustRuntime"]
@@ -91,7 +100,7 @@ class FaustRuntime:
         }
         self.last_checkpoint = time.monotonic()
         self._written: dict[int, Marks] = {}
-        self._ahead: dict[tuple[str, str, str], Marks] = {}  # monitors restored past their partition's marks
+        self._ahead = AheadMonitors()
         self._inflight: list[asyncio.Future[Any]] = []  # sent since the last checkpoint
         self._batch: list[Any] = []  # events taken from the stream, not yet processed
         self._batch_since = 0.0
@@ -183,12 +192,12 @@ class FaustRuntime:
                     )  # fmt: skip
                     rekey += 1
                     continue
-            if self._ahead and self._already_in(ev, tp, off):
+            if self._ahead and self._ahead.holds((ev.model, ev.stage, ev.variant), tp, off):
+                self.counts["covered"] += 1
                 continue
             by_slot.setdefault(slot, []).append(ev)
         if self._ahead:
-            self._ahead = {k: m for k, m in self._ahead.items()
-                           if any(o > self.positions.get(tp, 0) for tp, o in m.items())}  # fmt: skip
+            self._ahead.prune(self.positions)
         for topic, c in consumed.items():
             self.metrics.consumed.labels(topic).inc(c)
             if topic != self._repart:
@@ -200,14 +209,6 @@ class FaustRuntime:
             await self._feed(self.banks[slot], evs)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_size.observe(len(events))
-
-    def _already_in(self, ev: PredictionEvent, tp: TP, off: int) -> bool:
-        """Restored after a crash mid-checkpoint, this event's monitor holds it already."""
-        marks = self._ahead.get((ev.model, ev.stage, ev.variant))
-        if marks is not None and off < marks.get(tp, 0):
-            self.counts["covered"] += 1
-            return True
-        return False
 
     async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
         untracked = bank.stats.untracked_events
@@ -273,7 +274,7 @@ class FaustRuntime:
             for slot in slots:
                 log.debug("partition %d: state covers %s; committed %s; monitors ahead %s", slot,
                           self._written[slot], {tp: o for tp, o in committed.items() if tp[1] == slot},
-                          {k: m for k, m in self._ahead.items() if any(tp[1] == slot for tp in m)})  # fmt: skip
+                          {k: m for k, m in self._ahead.marks.items() if any(tp[1] == slot for tp in m)})  # fmt: skip
 
     def _restore_slot(self, slot: int, latest: dict[bytes, bytes | None], committed: Marks) -> int:
         if OFFSETS_KEY in latest:
@@ -300,8 +301,7 @@ class FaustRuntime:
                     "state partition %d: unreadable snapshot, that monitor starts fresh: %r: %s", slot, k[:80], exc
                 )
                 continue
-            if any(o > marks.get(tp, 0) for tp, o in covered.items()):
-                self._ahead[key] = covered  # written after the partition's last offsets record
+            self._ahead.note(key, covered, marks)  # written after the partition's last offsets record?
             self.table.data[k] = v
         self._written[slot] = marks
         self.positions.update(marks)
@@ -398,8 +398,7 @@ class FaustRuntime:
         for slot in {p for t, p in gone if t in self._slot_topics}:
             bank = self.banks.pop(slot, None)
             self._written.pop(slot, None)
-            for key in bank.monitors if bank else ():
-                self._ahead.pop(key, None)
+            self._ahead.forget(bank.monitors if bank else ())
         self.metrics.partitions.set(len(self.banks))
 
     # ----------------------------------------------------------------- views

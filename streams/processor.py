@@ -29,7 +29,7 @@ from .clients import admin_config, choose_guarantee, connect, consumer_config, p
 from .deadletter import dead_letter
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
-from .state import OFFSETS_KEY, StateReader, monitor_record_key, offsets_record
+from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
 from .topology import Homes, Topology, ensure_topics
 from .transactions import Transactions
 
@@ -59,7 +59,8 @@ class Processor:
         self._delivery_errors: list[str] = []
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0}
+        self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0, "covered": 0}
+        self._ahead = AheadMonitors()  # monitors restored a checkpoint ahead of their partition
 
     # ------------------------------------------------------------------ set-up
     def start(self) -> None:
@@ -155,6 +156,7 @@ class Processor:
         consumed: dict[str, int] = {}
         produce = self.producer.produce
         n_rekey = 0
+        ahead = self._ahead if self._ahead else None
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -180,11 +182,18 @@ class Processor:
                             headers=m.headers())  # fmt: skip
                     n_rekey += 1
                     continue
+            if ahead is not None and ahead.holds(
+                (ev.model, ev.stage, ev.variant), (topic, part), positions[(topic, part)] - 1
+            ):
+                self._counts["covered"] += 1  # in that monitor's snapshot already
+                continue
             lst = by_slot.get(slot)
             if lst is None:
                 lst = by_slot[slot] = []
             lst.append(ev)
         self.producer.poll(0)
+        if ahead is not None:
+            ahead.prune(positions)
         for topic, c in consumed.items():
             self.metrics.consumed.labels(topic).inc(c)
             if topic != repart:
@@ -255,11 +264,11 @@ class Processor:
         self._begin_txn_if_needed()
         written = 0
         for slot, bank in self.banks.items():
+            mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
             for key in sorted(bank.take_dirty()):
-                blob = bank.snapshot(key)
+                blob = monitor_value(mine, bank.snapshot(key))  # with the offsets it covers
                 written += len(blob)
                 self._produce(self.topics.state, blob, monitor_record_key(key), partition=slot)
-            mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
             if any(self._committed.get(tp) != o for tp, o in mine.items()):
                 self._produce(
                     self.topics.state, offsets_record(mine, self.cfg.processor.group), OFFSETS_KEY, partition=slot
@@ -312,10 +321,15 @@ class Processor:
         restored = self.state.restore(slots, self._new_bank)
         committed = {(tp.topic, tp.partition): tp.offset for tp in self.consumer.committed(partitions, timeout=60)}
         marks: dict[tuple[str, int], int] = {}
+        self._ahead = AheadMonitors()
         for slot, res in restored.items():
             for bad in res.bad_records:
                 log.error("state partition %d: unreadable snapshot, that monitor starts fresh: %s", slot, bad)
             marks.update(res.offsets)
+            for mkey, covered in res.covered.items():
+                if self._ahead.note(mkey, covered, res.offsets):
+                    log.info("monitor %s is ahead of partition %d's offsets record (a crash mid-checkpoint): "
+                             "it skips the events up to %s", "/".join(mkey), slot, covered)  # fmt: skip
         for tp in partitions:
             key = (tp.topic, tp.partition)
             off = committed.get(key, OFFSET_INVALID)
@@ -363,7 +377,8 @@ class Processor:
             self._committed.pop(key, None)
         for tp in partitions:
             if tp.topic == self.topics.repartition:
-                self.banks.pop(tp.partition, None)
+                bank = self.banks.pop(tp.partition, None)
+                self._ahead.forget(bank.monitors if bank else ())
         self.metrics.partitions.set(len(self.banks))
 
     def ready(self, value: bool) -> None:
@@ -393,8 +408,8 @@ class Processor:
         self.metrics.series.set(sum(b.stats.series for b in self.banks.values()))
         c = self._counts
         log.info(
-            "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d alerts %d monitors %d lag %d",
-            n, rate, c["processed"], c["rejected"], c["repartitioned"], c["alerts"], monitors, lag,
+            "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d covered %d alerts %d monitors %d lag %d",
+            n, rate, c["processed"], c["rejected"], c["repartitioned"], c["covered"], c["alerts"], monitors, lag,
         )  # fmt: skip
         return n, now
 

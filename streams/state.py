@@ -1,13 +1,20 @@
 """Monitor state in the compacted state topic: how it is written and read back.
 
 State partition ``i`` holds the monitors that live in partition ``i`` (see ``topology``):
-one record per monitor (key: the JSON array ``[model, stage, variant]``, value: the bank's
-snapshot) and one offsets record (key ``\\x00offsets``) written after them in the same
-checkpoint. Records of one partition are delivered in order (idempotent producer), so when
-an offsets record is there, every snapshot it vouches for is there too. On restore the
-offsets record says where the input of that partition resumes; with at-least-once this
-repairs a crash between "snapshots flushed" and "offsets committed" (the state would
-otherwise be ahead of the committed offsets and replayed events would count twice).
+one record per monitor (key: the JSON array ``[model, stage, variant]``) and one offsets
+record (key ``\\x00offsets``) written after them in the same checkpoint. Records of one
+partition are delivered in order (idempotent producer), so when an offsets record is there,
+every snapshot it vouches for is there too. On restore the offsets record says where the
+input of that partition resumes; with at-least-once this repairs a crash between "snapshots
+flushed" and "offsets committed" (the state would otherwise be ahead of the committed offsets
+and replayed events would count twice).
+
+A monitor record's value also carries the input offsets its snapshot covers:
+``MAGIC + JSON [[topic, partition, offset], ...] + b"\\n" + snapshot``. Without transactions a
+crash can land between two records of one checkpoint, leaving some monitors a checkpoint
+ahead of their partition's offsets record; :class:`AheadMonitors` then makes each of them
+skip exactly the events it already holds. (Values without ``MAGIC`` are bare snapshots of
+earlier versions: they cover nothing beyond the offsets record.)
 """
 
 from __future__ import annotations
@@ -15,16 +22,32 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from detectors import MonitorBank, SnapshotError
 
-__all__ = ["ForeignState", "OFFSETS_KEY", "Restored", "StateReader", "monitor_record_key", "offsets_record"]
+__all__ = [
+    "AheadMonitors",
+    "ForeignState",
+    "Marks",
+    "OFFSETS_KEY",
+    "Restored",
+    "StateReader",
+    "monitor_record_key",
+    "monitor_value",
+    "offsets_record",
+    "restore_partition",
+    "split_monitor",
+]
 
 OFFSETS_KEY = b"\x00offsets"
-Offsets = dict[tuple[str, int], int]
+MAGIC = b"DSF1"
+Marks = dict[tuple[str, int], int]
+Offsets = Marks
+Key = tuple[str, str, str]
 
 
 def monitor_record_key(key: tuple[str, str, str]) -> bytes:
@@ -32,7 +55,65 @@ def monitor_record_key(key: tuple[str, str, str]) -> bytes:
 
 
 def offsets_record(offsets: Offsets, group: str) -> bytes:
-    return orjson.dumps({"group": group, "offsets": [[t, p, o] for (t, p), o in sorted(offsets.items())]})
+    return orjson.dumps({"group": group, "offsets": orjson.Fragment(encode_marks(offsets))})
+
+
+def encode_marks(marks: Marks) -> bytes:
+    return orjson.dumps([[t, p, o] for (t, p), o in sorted(marks.items())])
+
+
+def decode_marks(raw: Any) -> Marks:
+    return {(str(t), int(p)): int(o) for t, p, o in raw}
+
+
+def monitor_value(marks: Marks, snapshot: bytes) -> bytes:
+    """A monitor record: the offsets its snapshot covers, then the snapshot."""
+    return MAGIC + encode_marks(marks) + b"\n" + snapshot
+
+
+def split_monitor(value: bytes) -> tuple[Marks, bytes]:
+    """(offsets the snapshot covers, snapshot); raises ValueError on a foreign value."""
+    if not value.startswith(MAGIC):
+        raise ValueError("not a driftstream monitor record")
+    head, sep, snapshot = value[len(MAGIC) :].partition(b"\n")
+    if not sep:
+        raise ValueError("truncated monitor record")
+    return decode_marks(orjson.loads(head)), snapshot
+
+
+class AheadMonitors:
+    """Monitors restored past their partition's offsets record, with the offsets they cover.
+
+    Until the partition's position passes those offsets, each of their events below them is
+    in the snapshot already and must not be fed again.
+    """
+
+    def __init__(self) -> None:
+        self.marks: dict[Key, Marks] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.marks)
+
+    def note(self, key: Key, covered: Marks, partition_marks: Marks) -> bool:
+        """Remember ``key`` if its snapshot covers more than its partition's offsets record."""
+        if any(o > partition_marks.get(tp, 0) for tp, o in covered.items()):
+            self.marks[key] = covered
+            return True
+        return False
+
+    def holds(self, key: Key, tp: tuple[str, int], offset: int) -> bool:
+        """True when the monitor ``key`` holds the event at ``offset`` of ``tp`` already."""
+        marks = self.marks.get(key)
+        return marks is not None and offset < marks.get(tp, 0)
+
+    def prune(self, positions: Marks) -> None:
+        """Forget the monitors every partition of which has moved past what they cover."""
+        self.marks = {k: m for k, m in self.marks.items() if any(o > positions.get(tp, 0) for tp, o in m.items())}
+
+    def forget(self, keys: Iterable[Key]) -> None:
+        """The monitors of a revoked partition."""
+        for key in keys:
+            self.marks.pop(key, None)
 
 
 class ForeignState(RuntimeError):
@@ -48,6 +129,7 @@ class Restored:
     records: int = 0
     bytes: int = 0
     bad_records: list[str] = field(default_factory=list)
+    covered: dict[Key, Marks] = field(default_factory=dict)  # what each monitor's snapshot covers
 
 
 class StateReader:
@@ -102,29 +184,31 @@ class StateReader:
     ) -> dict[int, Restored]:
         """One fresh bank per partition, filled from the state topic; raises on timeout."""
         pending = self.read_latest(partitions, timeout)
-        out: dict[int, Restored] = {p: Restored(make_bank()) for p in pending}
-        for p, latest in pending.items():
-            out[p].records = len(latest)
-            out[p].bytes = sum(len(v or b"") for v in latest.values())
-            res = out[p]
-            for k, v in latest.items():
-                if v is None:
-                    continue
-                try:
-                    if k == OFFSETS_KEY:
-                        doc = orjson.loads(v)
-                        if doc.get("group") != self.group:
-                            raise ForeignState(
-                                f"state topic {self.topic} holds checkpoints of consumer group {doc.get('group')!r}, "
-                                f"not {self.group!r}: give each group its own topics.state and topics.repartition"
-                            )
-                        res.offsets = {(t, int(q)): int(o) for t, q, o in doc["offsets"]}
-                    else:
-                        res.bank.restore(v)
-                except (SnapshotError, ValueError, KeyError, TypeError) as exc:
-                    # A record this version cannot read: that monitor starts fresh; the caller logs it.
-                    res.bad_records.append(f"{k[:80]!r}: {exc}")
-        return out
+        return {p: restore_partition(latest, make_bank(), self.group, self.topic) for p, latest in pending.items()}
 
     def close(self) -> None:
         self._consumer.close()
+
+
+def restore_partition(latest: dict[bytes, bytes | None], bank: MonitorBank, group: str, topic: str) -> Restored:
+    """Fill ``bank`` from one state partition's latest records (raises ForeignState)."""
+    res = Restored(bank, records=len(latest), bytes=sum(len(v or b"") for v in latest.values()))
+    for k, v in latest.items():
+        if v is None:
+            continue
+        try:
+            if k == OFFSETS_KEY:
+                doc = orjson.loads(v)
+                if doc.get("group") != group:
+                    raise ForeignState(
+                        f"state topic {topic} holds checkpoints of consumer group {doc.get('group')!r}, "
+                        f"not {group!r}: give each group its own topics.state and topics.repartition"
+                    )
+                res.offsets = decode_marks(doc["offsets"])
+            else:
+                covered, snapshot = split_monitor(v) if v.startswith(MAGIC) else ({}, v)
+                res.covered[bank.restore(snapshot)] = covered
+        except (SnapshotError, ValueError, KeyError, TypeError) as exc:
+            # A record this version cannot read: that monitor starts fresh; the caller logs it.
+            res.bad_records.append(f"{k[:80]!r}: {exc}")
+    return res

@@ -13,18 +13,11 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-
-from detectors import EngineConfig, MonitorBank
-from schemas import decode
-from streams.faust_state import monitor_value, split_monitor
-from streams.state import monitor_record_key
 
 from .conftest import Broker
 from .harness import (
     Run,
-    alerts_of,
     committed_total,
     expected_alerts,
     produce,
@@ -35,6 +28,7 @@ from .harness import (
     wait_for,
 )
 from .test_processor import BAD
+from .torn import all_alerts, detail, torn_checkpoint
 
 pytestmark = pytest.mark.broker
 
@@ -51,19 +45,6 @@ def _json(run: Run, path: str) -> Any:
     with urllib.request.urlopen(run.url + path, timeout=5) as r:
         assert r.headers["Content-Type"].startswith("application/json")
         return orjson.loads(r.read())
-
-
-def _all_alerts(broker: Broker, topic: str, want: set[tuple[str, str]]) -> list[dict[str, Any]]:
-    has_all = lambda got: want <= {(a["alert_id"], a["status"]) for a in alerts_of(got)}  # noqa: E731
-    read_topic(broker, topic, until=has_all, timeout=60)
-    return alerts_of(read_topic(broker, topic, timeout=30, idle=3))
-
-
-def _detail(alerts: list[dict[str, Any]], ids: set[tuple[str, str]]) -> list[tuple[Any, ...]]:
-    """Readable (model, signal, detector, status, position) of the alerts with those ids."""
-    return sorted((a["model"], a["signal"], a["detector"], a["status"], a["window"]["last_position"],
-                   a["window"]["first_position"], a["statistic"], a.get("emitted_at"))
-                  for a in alerts if (a["alert_id"], a["status"]) in ids)  # fmt: skip
 
 
 def _kill(*runs: Run) -> None:
@@ -89,8 +70,8 @@ def test_same_alert_ids_as_driftstream_run(broker: Broker, tmp_path: Path) -> No
         for r in (proc, worker):
             wait_for(lambda r=r: r.metric("driftstream_events_processed_total") >= len(items), 120, "all processed")
         want = {(a["alert_id"], a["status"]) for a in expected_alerts(items)}
-        by_run = _all_alerts(broker, f"{pa}-alerts", want)
-        by_faust = _all_alerts(broker, f"{pf}-alerts", want)
+        by_run = all_alerts(broker, f"{pa}-alerts", want)
+        by_faust = all_alerts(broker, f"{pf}-alerts", want)
         monitors = _json(worker, "/drift/monitors")
         health = _json(worker, "/drift/health")
         metrics = worker.metrics()
@@ -201,7 +182,7 @@ def test_stop_and_crash_mid_stream_give_the_alerts_of_an_uninterrupted_run(broke
                 run.kill9()
         producer.join(60)
         wait_for(lambda: committed_total(broker, f"{prefix}-group", topic) == len(items), 180, "all committed")
-        alerts = _all_alerts(broker, f"{prefix}-alerts", want)
+        alerts = all_alerts(broker, f"{prefix}-alerts", want)
         gaps = _json(runs[-1], "/drift/health")["counts"]["gaps"]
         rc, _ = runs[-1].stop()
     finally:
@@ -212,7 +193,7 @@ def test_stop_and_crash_mid_stream_give_the_alerts_of_an_uninterrupted_run(broke
     got = {(a["alert_id"], a["status"]) for a in alerts if a["status"] == "firing"}
 
     every = expected_alerts(items) + alerts
-    assert got == want, f"missing {_detail(every, want - got)}; unexpected {_detail(every, got - want)}"
+    assert got == want, f"missing {detail(every, want - got)}; unexpected {detail(every, got - want)}"
     for later in runs[1:]:
         restored = [int(n) for n in re.findall(r"restored (\d+) monitors", later.log())]
         assert sum(restored) >= 4, f"monitors should come back from the table:\n{later.log()[-3000:]}"
@@ -223,49 +204,7 @@ def test_a_crash_between_two_records_of_a_checkpoint_counts_no_event_twice(broke
     snapshot already covers events that its partition's offsets record and the committed
     offsets do not. The next worker skips exactly those events for that monitor only."""
     prefix = _prefix()
-    names = topic_names(prefix)
-    topic = names["input"][0]
-    items = scenario(40_000, {("speech", "asr"): (28_000, "f1", 2.0), ("shop", "profile"): (30_000, "f0", -2.0)})
-    want = {(a["alert_id"], a["status"]) for a in expected_alerts(items)}
-    w0 = _faust(tmp_path, broker, prefix, name="w0")
-    try:
-        w0.wait_ready()
-        produce(broker, topic, items[:20_000])
-        wait_for(lambda: committed_total(broker, f"{prefix}-group", topic) == 20_000, 90, "first half committed")
-        rc, _ = w0.stop()
-        assert rc == 0, w0.log()[-3000:]
-    finally:
-        _kill(w0)
-    produce(broker, topic, items[20_000:])
-    # checkpoint c+1 got as far as speech/asr's record: its snapshot covers its next 1,000 events
-    # (before its drift: alerts published before the crash are not part of this picture)
-    key = ("speech", "asr", "primary")
-    state = {m.key(): m for m in read_topic(broker, names["state"], timeout=30, idle=2)}
-    rec = state[monitor_record_key(key)]
-    covered, snapshot = split_monitor(rec.value())
-    slot = rec.partition()
-    start_at = covered[(topic, slot)]
-    later = [m for m in read_topic(broker, topic, timeout=30, idle=2)
-             if m.partition() == slot and m.offset() >= start_at and m.key() == b"speech/asr"]  # fmt: skip
-    ahead = sorted(later, key=lambda m: m.offset())[:1_000]
-    bank = MonitorBank(EngineConfig.from_mapping({"defaults": {"warmup_events": 2000}}))
-    bank.restore(snapshot)
-    assert not bank.process([decode(m.value()) for m in ahead]).alerts
-    moved = {**covered, (topic, slot): ahead[-1].offset() + 1}
-    producer = Producer(broker.conf())
-    producer.produce(names["state"], monitor_value(moved, bank.snapshot(key)), monitor_record_key(key), partition=slot)
-    assert producer.flush(30) == 0
-    w1 = _faust(tmp_path, broker, prefix, name="w1")
-    try:
-        w1.wait_ready()
-        wait_for(lambda: committed_total(broker, f"{prefix}-group", topic) == len(items), 120, "all committed")
-        alerts = _all_alerts(broker, names["alerts"], want)
-        health = _json(w1, "/drift/health")
-        rc, _ = w1.stop()
-    finally:
-        _kill(w1)
-    assert rc == 0, w1.log()[-3000:]
-    got = {(a["alert_id"], a["status"]) for a in alerts}
-    every = expected_alerts(items) + alerts
-    assert got == want, f"missing {_detail(every, want - got)}; unexpected {_detail(every, got - want)}"
-    assert health["counts"]["covered"] == len(ahead), "exactly that monitor's covered events are skipped"
+    t = torn_checkpoint(broker, prefix, lambda name: _faust(tmp_path, broker, prefix, name=name),
+                        lambda run: _json(run, "/drift/health"))  # fmt: skip
+    assert t.got == t.want, f"missing {detail(t.alerts, t.want - t.got)}; unexpected {detail(t.alerts, t.got - t.want)}"
+    assert t.probe["counts"]["covered"] == t.held, "exactly that monitor's covered events are skipped"

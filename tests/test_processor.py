@@ -24,6 +24,7 @@ from .harness import (
     topic_names,
     wait_for,
 )
+from .torn import FIRST, detail, torn_checkpoint
 
 pytestmark = pytest.mark.broker
 
@@ -183,3 +184,19 @@ def test_crash_recovery_survivor_restores_state_and_alerts_match(broker: Broker,
     assert any(int(m) > 0 for m in re.findall(r"restored (\d+) monitors", restored)), (
         "the survivor should have restored monitors from the state topic"
     )
+
+
+def test_at_least_once_a_crash_between_two_records_of_a_checkpoint_counts_no_event_twice(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The state topic as a crash between two records of one checkpoint leaves it (possible
+    without transactions): one monitor's record covers events its partition's offsets record
+    and the committed offsets do not. The next process skips exactly those, for that monitor."""
+    prefix = _prefix()
+    cfg = {"processor": {"guarantee": "at_least_once"}}
+    t = torn_checkpoint(broker, prefix, lambda name: start(tmp_path, broker, prefix, cfg, name=name),
+                        lambda run: (run.metric("driftstream_events_processed_total"), run.log()))  # fmt: skip
+    assert t.got == t.want, f"missing {detail(t.alerts, t.want - t.got)}; unexpected {detail(t.alerts, t.got - t.want)}"
+    processed, log = t.probe
+    assert processed == FIRST - t.held, "every event of the second half once, less those the torn monitor held"
+    assert "monitor speech/asr/primary is ahead of partition" in log

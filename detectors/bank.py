@@ -28,6 +28,7 @@ from .policy import AlertState, alert_id
 from .psi import PSIPool, PSIWindows
 from .reference import MonitorProfile, SignalProfile
 from .snapshot import SnapshotError, pack, unpack
+from .variants import Comparison, compare
 
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
@@ -71,6 +72,7 @@ class MonitorBank:
         self._profiles: dict[str, MonitorProfile] = {}
         self._dirty: set[Key] = set()
         self._untracked: set[Key] = set()
+        self._candidates: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> variants compared
 
     # ----------------------------------------------------------------- batches
     def process(self, events: Sequence[Any]) -> BankOutput:
@@ -102,10 +104,32 @@ class MonitorBank:
             touched.append((mon, int(ts[b - 1])))
             self._dirty.add(key)
         self._run(feeds, out)
+        if self.config.variants:
+            self._compare_variants(index, events, gids, out)
         for mon, last_ts in touched:
             self._resolve_quiet(mon, last_ts, out)
             self._maybe_summary(mon, last_ts, out)
         return out
+
+    def _compare_variants(
+        self, index: dict[Key, int], events: Sequence[Any], gids: np.ndarray, out: BankOutput
+    ) -> None:
+        """Candidate variants against their baseline (see ``variants``), after the monitors.
+
+        A candidate without events in this batch still gets the baseline's: its windows close."""
+        for cand_key in sorted(k for pair in {x[:2] for x in index} for k in self._candidates.get(pair, ())):
+            rule = self.config.variant_rule(*cand_key)
+            cand = self.monitors.get(cand_key)
+            if rule is None or cand is None:
+                continue
+            base_key = (cand_key[0], cand_key[1], rule.baseline)
+            groups = [g for g in (index.get(base_key), index.get(cand_key)) if g is not None]
+            if not groups:
+                continue
+            rows = np.flatnonzero(np.isin(gids, groups))  # both variants' events, in stream order
+            both = [events[i] for i in rows.tolist()]
+            for doc in compare(rule, cand, self.monitors.get(base_key), both, self._wall()):
+                self._emit(doc, out)
 
     def _create(self, key: Key) -> Monitor | None:
         if key in self._untracked:
@@ -116,7 +140,12 @@ class MonitorBank:
             return None
         mon = Monitor(key, self.config.settings_for(*key))
         self.monitors[key] = mon
+        self._track_candidate(key)
         return mon
+
+    def _track_candidate(self, key: Key) -> None:
+        if self.config.variants and self.config.variant_rule(*key) is not None:
+            self._candidates.setdefault(key[:2], []).append(key)
 
     def _reference(self, settings: MonitorSettings) -> MonitorProfile | None:
         if settings.reference is None:
@@ -572,7 +601,10 @@ class MonitorBank:
                 )
             mon.signals[sig.name] = sig
             self.stats.series += 1
+        if meta.get("comparison") is not None:
+            mon.comparison = Comparison.from_json(meta["comparison"])
         self.monitors[key] = mon
+        self._track_candidate(key)
         return key
 
     def nbytes(self) -> int:

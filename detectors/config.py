@@ -23,6 +23,7 @@ __all__ = [
     "PageHinkleySettings",
     "PSISettings",
     "MonitorSettings",
+    "VariantRule",
     "EngineConfig",
     "load_yaml",
     "format_validation_error",
@@ -106,6 +107,33 @@ class MonitorRule(MonitorSettings):
     variant: str = "*"
 
 
+class VariantRule(_Strict):
+    """Compare candidate variants of the matching (model, stage) with its baseline variant."""
+
+    model: str = "*"
+    stage: str = "*"
+    baseline: str = Field("primary", min_length=1)
+    candidates: list[str] = Field(["*"], description="Variant globs compared with the baseline; * = every other.")
+    signals: list[str] | None = Field(None, description="Signal names; null = prediction, latency_ms, every feature.")
+    window_s: float = Field(60.0, gt=0, description="Tumbling event-time window both variants are compared over.")
+    lateness_windows: int = Field(1, ge=0, description="Windows an event may lag the newest one and still count.")
+    min_events: int = Field(500, ge=10, description="Per variant and window; fewer: that window is not compared.")
+    warning: float = Field(0.1, gt=0, description="PSI between the two variants' distributions in one window.")
+    critical: float = Field(0.25, gt=0)
+    alpha: float = Field(1e-6, gt=0, lt=1, description="Also required: chi-square test of equal distributions.")
+    resolve_windows: int = Field(3, ge=1)
+    cooldown_s: float = Field(300.0, ge=0)
+    epsilon: float = Field(1e-4, gt=0, lt=0.01)
+
+    def compares(self, model: str, stage: str, variant: str) -> bool:
+        return (
+            variant != self.baseline
+            and fnmatch.fnmatchcase(model, self.model)
+            and fnmatch.fnmatchcase(stage, self.stage)
+            and any(fnmatch.fnmatchcase(variant, c) for c in self.candidates)
+        )
+
+
 class LimitSettings(_Strict):
     max_series: int = Field(100_000, ge=1, description="Cap on tracked (key, signal) pairs.")
     metrics_interval_s: float = Field(10.0, gt=0, description="Event time between window summaries.")
@@ -114,7 +142,15 @@ class LimitSettings(_Strict):
 class EngineConfig(_Strict):
     defaults: MonitorSettings = MonitorSettings()
     monitors: list[dict[str, Any]] = []
+    variants: list[VariantRule] = []
     limits: LimitSettings = LimitSettings()
+
+    def variant_rule(self, model: str, stage: str, variant: str) -> VariantRule | None:
+        """The last ``variants`` rule that compares this variant with a baseline, if any."""
+        for rule in reversed(self.variants):
+            if rule.compares(model, stage, variant):
+                return rule
+        return None
 
     @cached_property
     def rules(self) -> list[MonitorRule]:
@@ -188,7 +224,11 @@ def _allowed_keys(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[st
     return sorted(model.model_fields) if model is not None else []
 
 
-_ENGINE_MODELS: dict[str, type[BaseModel]] = {"EngineConfig": EngineConfig, "MonitorRule": MonitorRule}
+_ENGINE_MODELS: dict[str, type[BaseModel]] = {
+    "EngineConfig": EngineConfig,
+    "MonitorRule": MonitorRule,
+    "VariantRule": VariantRule,
+}
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

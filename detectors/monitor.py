@@ -94,6 +94,7 @@ class Monitor:
     summary_start_ts: int | None = None
     latencies: list[float] = field(default_factory=list)
     layout: Any = None  # the bank's cached mapping of signals to block rows
+    comparison: Any = None  # variants.Comparison when this variant is compared with a baseline
 
     def mark(self, pos: np.ndarray, ts: np.ndarray) -> None:
         """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
@@ -141,4 +142,5 @@ class Monitor:
                 }
                 for s in self.signals.values()
             ],
+            "comparison": self.comparison.to_json() if self.comparison is not None else None,
         }

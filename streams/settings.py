@@ -106,11 +106,14 @@ class RunConfig(_Strict):
     # the engine's own sections (see detectors.config.EngineConfig)
     defaults: dict[str, Any] = {}
     monitors: list[dict[str, Any]] = []
+    variants: list[dict[str, Any]] = []
     limits: dict[str, Any] = {}
 
     @property
     def engine(self) -> EngineConfig:
-        return EngineConfig.from_mapping({"defaults": self.defaults, "monitors": self.monitors, "limits": self.limits})
+        return EngineConfig.from_mapping(
+            {"defaults": self.defaults, "monitors": self.monitors, "variants": self.variants, "limits": self.limits}
+        )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RunConfig:

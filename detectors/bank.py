@@ -33,6 +33,7 @@ from .variants import Comparison, compare
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
 _PH_MODES = {"latency": "up"}
+_FIRED_KEPT = 64  # recent firings per monitor that a downstream stage's alert can relate to
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class MonitorBank:
         self._dirty: set[Key] = set()
         self._untracked: set[Key] = set()
         self._candidates: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> variants compared
+        self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
 
     # ----------------------------------------------------------------- batches
     def process(self, events: Sequence[Any]) -> BankOutput:
@@ -106,10 +108,33 @@ class MonitorBank:
         self._run(feeds, out)
         if self.config.variants:
             self._compare_variants(index, events, gids, out)
+        if self.config.pipelines and out.alerts:
+            self._relate(out)
         for mon, last_ts in touched:
             self._resolve_quiet(mon, last_ts, out)
             self._maybe_summary(mon, last_ts, out)
         return out
+
+    def _relate(self, out: BankOutput) -> None:
+        """Pipelines: a downstream stage's firing alert lists the alerts its upstream stages fired
+        within ``related_within_s`` of event time before it (this batch's included, whatever the
+        order they came out in)."""
+        firing = [a for a in out.alerts if a["status"] == "firing"]
+        for a in firing:
+            mon = self.monitors.get((a["model"], a["stage"], a["variant"]))
+            if mon is not None and (not mon.fired or mon.fired[-1][1] != a["alert_id"]):
+                mon.fired.append((int(a["detected_at"]), a["alert_id"]))
+                del mon.fired[:-_FIRED_KEPT]
+        span = self.config.related_within_s * 1000
+        for a in firing:
+            ups = self.config.upstream.get((a["model"], a["stage"]))
+            if not ups:
+                continue
+            at = int(a["detected_at"])
+            related = {aid for pair in ups for key in self._by_pair.get(pair, ())
+                       for ts, aid in self.monitors[key].fired if at - span <= ts <= at}  # fmt: skip
+            if related:
+                a["related"] = sorted(related)
 
     def _compare_variants(
         self, index: dict[Key, int], events: Sequence[Any], gids: np.ndarray, out: BankOutput
@@ -140,10 +165,11 @@ class MonitorBank:
             return None
         mon = Monitor(key, self.config.settings_for(*key))
         self.monitors[key] = mon
-        self._track_candidate(key)
+        self._track(key)
         return mon
 
-    def _track_candidate(self, key: Key) -> None:
+    def _track(self, key: Key) -> None:
+        self._by_pair.setdefault(key[:2], []).append(key)
         if self.config.variants and self.config.variant_rule(*key) is not None:
             self._candidates.setdefault(key[:2], []).append(key)
 
@@ -603,8 +629,9 @@ class MonitorBank:
             self.stats.series += 1
         if meta.get("comparison") is not None:
             mon.comparison = Comparison.from_json(meta["comparison"])
+        mon.fired = [(int(ts), str(aid)) for ts, aid in meta.get("fired", ())]
         self.monitors[key] = mon
-        self._track_candidate(key)
+        self._track(key)
         return key
 
     def nbytes(self) -> int:

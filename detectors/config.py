@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 __all__ = [
     "ConfigError",
@@ -143,7 +143,42 @@ class EngineConfig(_Strict):
     defaults: MonitorSettings = MonitorSettings()
     monitors: list[dict[str, Any]] = []
     variants: list[VariantRule] = []
+    pipelines: list[list[str]] = Field([], description="Stage orders, each stage 'model/stage', upstream first.")
+    related_within_s: float = Field(600.0, ge=0, description="Event time an upstream alert stays related.")
     limits: LimitSettings = LimitSettings()
+
+    @field_validator("pipelines")
+    @classmethod
+    def _stages(cls, value: list[list[str]]) -> list[list[str]]:
+        for p in value:
+            if len(p) < 2:
+                raise ValueError(f"a pipeline needs two stages or more, got {p}")
+            for s in p:
+                model, sep, stage = s.partition("/")
+                if not (sep and model and stage):
+                    raise ValueError(f"pipeline stage {s!r} is not 'model/stage'")
+        return value
+
+    @cached_property
+    def upstream(self) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
+        """(model, stage) -> every stage before it in any pipeline."""
+        out: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for p in self.pipelines:
+            stages = [tuple(s.split("/", 1)) for s in p]
+            for i, s in enumerate(stages[1:], 1):
+                out.setdefault(s, set()).update(stages[:i])  # type: ignore[arg-type]
+        return {k: frozenset(v) for k, v in out.items()}
+
+    @cached_property
+    def pipeline_anchor(self) -> dict[tuple[str, str], tuple[str, str]]:
+        """(model, stage) -> the first stage of its pipeline: all stages of one pipeline share its
+        home partition, so a downstream alert can see its upstream stages' alerts."""
+        out: dict[tuple[str, str], tuple[str, str]] = {}
+        for p in self.pipelines:
+            first = tuple(p[0].split("/", 1))
+            for s in p:
+                out.setdefault(tuple(s.split("/", 1)), out.get(first, first))  # type: ignore[arg-type]
+        return out
 
     def variant_rule(self, model: str, stage: str, variant: str) -> VariantRule | None:
         """The last ``variants`` rule that compares this variant with a baseline, if any."""

@@ -95,6 +95,7 @@ class Monitor:
     latencies: list[float] = field(default_factory=list)
     layout: Any = None  # the bank's cached mapping of signals to block rows
     comparison: Any = None  # variants.Comparison when this variant is compared with a baseline
+    fired: list[tuple[int, str]] = field(default_factory=list)  # recent firings (event time, id): pipelines
 
     def mark(self, pos: np.ndarray, ts: np.ndarray) -> None:
         """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
@@ -143,4 +144,5 @@ class Monitor:
                 for s in self.signals.values()
             ],
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
+            "fired": [list(f) for f in self.fired],
         }

@@ -108,7 +108,7 @@ class FaustRuntime:
         self._committed: dict[TP, int] = {}
         self._group_client: Consumer | None = None
         self._state_reader: StateReader | None = None
-        self._homes = Homes(topology.partitions)
+        self._homes = Homes(topology.partitions, cfg.engine.pipeline_anchor)
         self._lock = asyncio.Lock()
         repart = cfg.topics.repartition
         self._repart = repart

@@ -71,7 +71,7 @@ class Processor:
         log.info("detector kernels loaded in %.2f s", warm_kernels())
         admin = connect(self.cfg)
         self.topology: Topology = ensure_topics(admin, self.topics)
-        self._homes = Homes(self.topology.partitions)
+        self._homes = Homes(self.topology.partitions, self.engine.pipeline_anchor)
         self.guarantee = choose_guarantee(self.cfg, admin)
         self.exactly_once = self.guarantee == "exactly_once"
         odd = [t for t in self.topics.input if not self.topology.co_partitioned(t)]

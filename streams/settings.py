@@ -107,13 +107,16 @@ class RunConfig(_Strict):
     defaults: dict[str, Any] = {}
     monitors: list[dict[str, Any]] = []
     variants: list[dict[str, Any]] = []
+    pipelines: list[list[str]] = []
+    related_within_s: float = 600.0
     limits: dict[str, Any] = {}
 
     @property
     def engine(self) -> EngineConfig:
         return EngineConfig.from_mapping(
-            {"defaults": self.defaults, "monitors": self.monitors, "variants": self.variants, "limits": self.limits}
-        )
+            {"defaults": self.defaults, "monitors": self.monitors, "variants": self.variants, "limits": self.limits,
+             "pipelines": self.pipelines, "related_within_s": self.related_within_s}
+        )  # fmt: skip
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RunConfig:

@@ -11,6 +11,7 @@ re-keyed through the repartition topic into its home partition.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -61,19 +62,24 @@ def home_partition(key: bytes, partitions: int) -> int:
 class Homes(dict[tuple[str, str], tuple[bytes, int]]):
     """``homes[(model, stage)]`` → (Kafka key, home partition), computed once per key.
 
-    A plain dict lookup on the hot path; murmur2 (pure Python) runs only for a new key."""
+    A plain dict lookup on the hot path; murmur2 (pure Python) runs only for a new key. A stage
+    of a declared pipeline lives in the home partition of the pipeline's first stage (``anchors``),
+    so one bank holds every stage of a pipeline and can relate their alerts."""
 
     _MAX = 1_000_000  # hostile key cardinality must not grow memory forever
 
-    def __init__(self, partitions: int) -> None:
+    def __init__(self, partitions: int, anchors: Mapping[tuple[str, str], tuple[str, str]] | None = None) -> None:
         super().__init__()
         self.partitions = partitions
+        self.anchors = dict(anchors or {})
 
     def __missing__(self, hk: tuple[str, str]) -> tuple[bytes, int]:
         if len(self) > self._MAX:
             self.clear()
         key = f"{hk[0]}/{hk[1]}".encode()
-        home = self[hk] = (key, home_partition(key, self.partitions))
+        anchor = self.anchors.get(hk)
+        where = f"{anchor[0]}/{anchor[1]}".encode() if anchor else key
+        home = self[hk] = (key, home_partition(where, self.partitions))
         return home
 
 

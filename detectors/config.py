@@ -124,6 +124,12 @@ class VariantRule(_Strict):
     resolve_windows: int = Field(3, ge=1)
     cooldown_s: float = Field(300.0, ge=0)
     epsilon: float = Field(1e-4, gt=0, lt=0.01)
+    pairing: bool = Field(False, description="Shadow mode: both variants score the same request_id; pair them.")
+    agreement_tolerance: float = Field(0.0, ge=0, description="Numeric predictions within this agree.")
+    agreement_warning: float = Field(0.95, gt=0, le=1, description="Window agreement rate below this: warning.")
+    agreement_critical: float = Field(0.8, gt=0, le=1, description="Below this: critical.")
+    min_pairs: int = Field(200, ge=1, description="Pairs per window; fewer: its agreement is not judged.")
+    max_pending: int = Field(100_000, ge=1, description="Predictions waiting for their pair, at most.")
 
     def compares(self, model: str, stage: str, variant: str) -> bool:
         return (

@@ -33,6 +33,7 @@ from .documents import resolved_doc
 from .monitor import Monitor, Signal
 from .policy import AlertState, alert_id
 from .reference import SignalProfile
+from .shadow import Pending, pair
 
 __all__ = ["Comparison", "compare"]
 
@@ -48,14 +49,16 @@ class Window:
     counts: list[int]
     hists: dict[str, np.ndarray]  # signal -> (2, bins); only signals ready when it opened
     span: list[int] = field(default_factory=lambda: [-1, -1])
+    pairs: list[int] = field(default_factory=lambda: [0, 0])  # shadow mode: pairs, pairs that agree
 
     def to_json(self) -> dict[str, Any]:
-        return {"counts": self.counts, "hists": {s: h.tolist() for s, h in self.hists.items()}, "span": self.span}
+        hists = {s: h.tolist() for s, h in self.hists.items()}
+        return {"counts": self.counts, "hists": hists, "span": self.span, "pairs": self.pairs}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Window:
         hists = {s: np.asarray(h, np.int64) for s, h in data["hists"].items()}
-        return cls(list(data["counts"]), hists, list(data["span"]))
+        return cls(list(data["counts"]), hists, list(data["span"]), list(data["pairs"]))
 
 
 @dataclass(slots=True)
@@ -66,7 +69,8 @@ class Comparison:
     max_ts: int = _FAR_PAST
     late: int = 0
     windows: dict[int, Window] = field(default_factory=dict)
-    alerts: dict[str, AlertState] = field(default_factory=dict)
+    alerts: dict[str, AlertState] = field(default_factory=dict)  # per signal name, and "agreement"
+    pending: Pending = field(default_factory=Pending)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +79,7 @@ class Comparison:
             "late": self.late,
             "windows": {str(k): w.to_json() for k, w in self.windows.items()},
             "alerts": {s: a.to_json() for s, a in self.alerts.items()},
+            "pending": self.pending.to_json(),
         }
 
     @classmethod
@@ -85,6 +90,7 @@ class Comparison:
             int(data["late"]),
             {int(k): Window.from_json(w) for k, w in data["windows"].items()},
             {s: AlertState.from_json(a) for s, a in data["alerts"].items()},
+            Pending.from_json(data["pending"]),
         )
 
 
@@ -110,6 +116,8 @@ def compare(
     keep = ~late
     if base is not None and keep.any():
         _bin(rule, cmp, base, cand, events, side, idx, keep)
+        if rule.pairing:
+            pair(cmp.pending, cmp.windows, events, side, idx, keep, rule.agreement_tolerance, rule.max_pending)
     return _close(rule, cmp, cand, width, emitted_at)
 
 
@@ -177,12 +185,18 @@ def _codes(sig: Signal, events: Sequence[Any]) -> np.ndarray:
 def _close(rule: VariantRule, cmp: Comparison, cand: Monitor, width: int, emitted_at: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     limit = cmp.max_ts // width - rule.lateness_windows
-    for k in sorted(w for w in cmp.windows if w < limit):
+    closing = sorted(w for w in cmp.windows if w < limit)
+    for k in closing:
         win = cmp.windows.pop(k)
-        if min(win.counts) < rule.min_events:
-            continue  # too few events on one side to compare
-        for name, hist in win.hists.items():
-            out += _judge(rule, cmp, cand, name, hist, k, width, win.span, emitted_at)
+        verdicts = []
+        if min(win.counts) >= rule.min_events:  # else too few events on one side to compare
+            verdicts += [_psi_verdict(rule, name, hist) for name, hist in win.hists.items()]
+        if rule.pairing and win.pairs[0] >= rule.min_pairs:
+            verdicts.append(_agreement_verdict(rule, win))
+        for v in verdicts:
+            out += _alert(rule, cmp, cand, v, k, width, win, emitted_at)
+    if closing and rule.pairing:
+        cmp.pending.expire(limit)
     return out
 
 
@@ -200,54 +214,87 @@ def statistics(hist: np.ndarray, epsilon: float) -> tuple[float, float, int]:
     return psi, float(chdtrc(h.shape[1] - 1, chi2)), int(h.shape[1])
 
 
-def _judge(rule: VariantRule, cmp: Comparison, cand: Monitor, name: str, hist: np.ndarray, k: int, width: int,
-           span: list[int], emitted_at: int) -> list[dict[str, Any]]:  # fmt: skip
+@dataclass(slots=True)
+class _Verdict:
+    """One closed window's judgement of one signal (or of shadow agreement)."""
+
+    state: str  # key in Comparison.alerts
+    signal: str  # the candidate's signal compared
+    detector: str
+    severity: str | None
+    statistic: float
+    threshold: float
+    details: dict[str, Any]
+
+
+def _psi_verdict(rule: VariantRule, name: str, hist: np.ndarray) -> _Verdict:
     psi, pval, bins = statistics(hist, rule.epsilon)
     severity = None
     if pval < rule.alpha:
         severity = "critical" if psi >= rule.critical else "warning" if psi >= rule.warning else None
-    state = cmp.alerts.setdefault(name, AlertState())
+    totals = hist.sum(axis=1)
+    details = {
+        "baseline": {"variant": rule.baseline, "events": int(totals[0]), "counts": hist[0].tolist()},
+        "candidate": {"events": int(totals[1]), "counts": hist[1].tolist()},
+        "p_value": pval,
+        "bins_used": bins,
+    }
+    return _Verdict(name, name, "psi", severity, psi, rule.critical if severity == "critical" else rule.warning,
+                    details)  # fmt: skip
+
+
+def _agreement_verdict(rule: VariantRule, win: Window) -> _Verdict:
+    pairs, agreed = win.pairs
+    rate = agreed / pairs
+    severity = "critical" if rate < rule.agreement_critical else "warning" if rate < rule.agreement_warning else None
+    threshold = rule.agreement_critical if severity == "critical" else rule.agreement_warning
+    details = {"baseline": {"variant": rule.baseline}, "pairs": pairs, "agreed": agreed,
+               "tolerance": rule.agreement_tolerance}  # fmt: skip
+    return _Verdict("agreement", "prediction", "agreement", severity, rate, threshold, details)
+
+
+def _alert(rule: VariantRule, cmp: Comparison, cand: Monitor, v: _Verdict, k: int, width: int, win: Window,
+           emitted_at: int) -> list[dict[str, Any]]:  # fmt: skip
+    """The verdict through the alert lifecycle (PSI's): a firing, escalating or resolved doc."""
+    state = cmp.alerts.setdefault(v.state, AlertState())
     end_ts = (k + 1) * width - 1
-    action = state.on_psi_window(severity, rule.cooldown_s * 1000, end_ts, rule.resolve_windows)
+    action = state.on_psi_window(v.severity, rule.cooldown_s * 1000, end_ts, rule.resolve_windows)
     if not action:
         return []
     model, stage, variant = cand.key
-    signal = f"variant:{variant}:{name}"
+    signal = f"variant:{variant}:{v.signal}"
     if action == "resolve":
         firing = state.end()
         assert firing is not None
         return [resolved_doc(firing, end_ts, f"{rule.resolve_windows} windows alike", emitted_at)]
-    totals = hist.sum(axis=1)
-    aid = state.firing_id if action == "escalate" else alert_id(model, stage, variant, signal, "psi", k)
+    aid = state.firing_id if action == "escalate" else alert_id(model, stage, variant, signal, v.detector, k)
     assert aid is not None
     doc: dict[str, Any] = {
         "schema_version": 1,
         "alert_id": aid,
         "status": "firing",
-        "severity": severity,
+        "severity": v.severity,
         "model": model,
         "version": cand.version,
         "stage": stage,
         "variant": variant,
         "signal": signal,
-        "detector": "psi",
-        "statistic": psi,
-        "threshold": rule.critical if severity == "critical" else rule.warning,
+        "detector": v.detector,
+        "statistic": v.statistic,
+        "threshold": v.threshold,
         "window": {
-            "events": int(totals[1]),
+            "events": win.counts[1],
             "first_ts": k * width,
             "last_ts": end_ts,
-            "first_position": span[0],
-            "last_position": span[1],
+            "first_position": win.span[0],
+            "last_position": win.span[1],
         },
-        "reference": {"source": f"variant:{rule.baseline}", "size": int(totals[0])},
+        "reference": {"source": f"variant:{rule.baseline}", "size": win.counts[0]},
         "detected_at": end_ts,
         "emitted_at": emitted_at,
         "details": {
-            "baseline": {"variant": rule.baseline, "events": int(totals[0]), "counts": hist[0].tolist()},
-            "candidate": {"variant": variant, "events": int(totals[1]), "counts": hist[1].tolist()},
-            "p_value": pval,
-            "bins_used": bins,
+            **v.details,
+            "candidate": {"variant": variant, **v.details.get("candidate", {})},
             "window_s": rule.window_s,
         },
     }
@@ -255,5 +302,5 @@ def _judge(rule: VariantRule, cmp: Comparison, cand: Monitor, name: str, hist: n
         state.severity = "critical"
         state.firing_doc = doc
     else:
-        state.start(aid, str(severity), end_ts, doc)
+        state.start(aid, str(v.severity), end_ts, doc)
     return [doc]

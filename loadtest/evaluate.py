@@ -71,16 +71,16 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], *, ts_shift_ms: i
     ours = {k["key"] for k in truth["keys"]}
     alerts = [a for a in alerts if _key(a) in ours]
     entries = truth["drifts"]
-    by_key_signal: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for e in entries:
-        by_key_signal[(e["key"], e["signal"])].append(e)
+    by_key_signal: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for e in entries:  # positions count in the variant's own stream (a canary's events only)
+        by_key_signal[(e["key"], e.get("variant", "primary"), e["signal"])].append(e)
     firing = sorted((a for a in alerts if a["status"] == "firing"), key=lambda a: a["window"]["last_position"])
     resolved = {a["alert_id"]: a["window"]["last_position"] for a in alerts if a["status"] == "resolved"}
     attributed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     false: list[dict[str, Any]] = []
     for a in firing:
         pos = a["window"]["last_position"]
-        hits = [e for e in by_key_signal.get((_key(a), a["signal"]), [])
+        hits = [e for e in by_key_signal.get((_key(a), a.get("variant", "primary"), a["signal"]), [])
                 if e["start_position"] <= pos < e["end_position"] + tolerance]  # fmt: skip
         if hits:
             attributed += [(a, e) for e in hits]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .scenario import TEMPLATES, Drift, KeySpec, Scenario
+from .scenario import TEMPLATES, VARIANT_KINDS, Drift, KeySpec, Scenario
 
 __all__ = ["Generated", "generate", "write"]
 
@@ -78,6 +78,7 @@ class Generated:
         rng = np.random.default_rng(sc.seed)
         self.columns: dict[str, dict[str, Any]] = {}
         self.truth: list[dict[str, Any]] = []
+        self._canary: dict[str, np.ndarray | None] = {}
         upstream_of = {p[i + 1]: p[i] for p in sc.pipelines for i in range(len(p) - 1)}
         order = sorted(sc.keys, key=lambda k: _depth(k.key, upstream_of))
         for spec in order:
@@ -100,6 +101,10 @@ class Generated:
                 num[t["upstream"]] = up.copy()
         ref = {name: (float(np.mean(v)), float(np.std(v)) or 1.0) for name, v in num.items()}
         logit_shift = np.zeros(n)
+        canary_shift = np.zeros(n)
+        disagree: list[tuple[np.ndarray, float]] = []
+        canary = rng.random(n) < spec.canary_share if spec.canary_share else None
+        self._canary[spec.key] = canary
         lat_factor = np.ones(n)
         missing_p = {name: np.full(n, sc.missing_rate) for name in num}
         for i, d in enumerate(drifts):
@@ -117,6 +122,10 @@ class Generated:
                 logit_shift += m * (d.magnitude if d.magnitude is not None else 2.0)
             elif d.kind == "latency-regression":
                 lat_factor += m * (d.magnitude if d.magnitude is not None else 1.0)
+            elif d.kind == "canary-regression":
+                canary_shift += m * (d.magnitude if d.magnitude is not None else 2.0)
+            elif d.kind == "shadow-disagreement":
+                disagree.append((m, d.magnitude if d.magnitude is not None else 0.3))
             self._record(spec, d, i)
         missing = {name: rng.random(n) < p for name, p in missing_p.items()}
         logit = logit_shift + rng.normal(0.0, 0.5, n)
@@ -125,10 +134,14 @@ class Generated:
             z = (num[name] - mean) / sd
             logit += w * np.where(missing.get(name, False), 0.0, z)
         score = 1.0 / (1.0 + np.exp(-logit))
-        if t["prediction"] == "class":
-            pred: np.ndarray = _CLASSES[np.digitize(score, [0.35, 0.65])]
-        else:
-            pred = score.round(6)
+        pred = _predict(t, score)
+        if canary is not None:  # the canary serves its share of requests, with its own (shifted) model
+            pred = np.where(canary, _predict(t, 1.0 / (1.0 + np.exp(-(logit + canary_shift)))), pred)
+        shadow = pred.copy() if spec.shadow else None
+        for m, share in disagree:  # the shadow answers differently on a share of the requests
+            assert shadow is not None
+            flip = (m > 0) & (rng.random(n) < share)
+            shadow[flip] = _other(t, pred[flip])
         for name, v in num.items():
             num[name] = np.where(missing[name], np.nan, v.round(4))
         for name, v in cat.items():
@@ -137,7 +150,8 @@ class Generated:
         shape, scale = t["latency"]
         lat = (rng.gamma(shape, scale, n) * lat_factor).round(3)
         return {"spec": spec, "numeric": num, "categorical": cat, "prediction": pred, "latency": lat,
-                "weights": t["weights"], "upstream_name": t.get("upstream")}  # fmt: skip
+                "weights": t["weights"], "upstream_name": t.get("upstream"), "canary": canary,
+                "shadow": shadow}  # fmt: skip
 
     # ------------------------------------------------------------ ground truth
     def _entry(self, spec: KeySpec, d: Drift, signal: str, role: str, source: int, span: tuple[int, int]) -> None:
@@ -151,6 +165,9 @@ class Generated:
 
     def _record(self, spec: KeySpec, d: Drift, _: int) -> None:
         if d.kind == "none":
+            return
+        if d.kind in VARIANT_KINDS:
+            self._record_variant(spec, d)
             return
         source = len({e["source"] for e in self.truth if e["role"] == "injected"})
         name = d.signal.split(":", 1)[1] if ":" in d.signal else ""
@@ -166,6 +183,22 @@ class Generated:
                 derived.append("prediction")
             for sig in derived:
                 self._entry(spec, d, sig, "derived", source, span)
+
+    def _record_variant(self, spec: KeySpec, d: Drift) -> None:
+        """A candidate's drift: the comparison with the baseline (injected) and the candidate's own
+        prediction (derived), at positions in the candidate's stream."""
+        source = len({e["source"] for e in self.truth if e["role"] == "injected"})
+        variant = "canary" if d.kind == "canary-regression" else "shadow"
+        a, b = _span(d, self.per_key)
+        mask = self._canary[spec.key]
+        where = (int(mask[:a].sum()), int(mask[:b].sum())) if variant == "canary" and mask is not None else (a, b)
+        for signal, role in ((f"variant:{variant}:prediction", "injected"), ("prediction", "derived")):
+            self.truth.append({
+                "key": spec.key, "model": spec.model, "stage": spec.stage, "variant": variant, "signal": signal,
+                "kind": d.kind, "role": role, "source": source, "start_position": where[0],
+                "end_position": where[1], "start_ts": self.ts_of(spec.key, a),
+                "end_ts": self.ts_of(spec.key, max(b - 1, a)), "magnitude": d.magnitude,
+            })  # fmt: skip
 
     def _propagate(self, upstream_of: dict[str, str]) -> None:
         """Upstream prediction moved → the downstream input that carries it moved (and what it feeds)."""
@@ -206,29 +239,49 @@ class Generated:
             c = self.columns[spec.key]
             feats = [(n, v.tolist()) for n, v in c["numeric"].items()] + [(n, v.tolist()) for n, v in
                                                                           c["categorical"].items()]  # fmt: skip
-            cols.append((spec, feats, c["prediction"].tolist(), c["latency"].tolist()))
+            variants = [("canary" if x else spec.variant) for x in c["canary"]] if c["canary"] is not None else None
+            shadow = c["shadow"].tolist() if c["shadow"] is not None else None
+            cols.append((spec, feats, c["prediction"].tolist(), c["latency"].tolist(), variants, shadow))
         step = 1000 / sc.rate
         i = 0
         for p in range(self.per_key):
             rid = self.request_ids[p]
-            for spec, feats, pred, lat in cols:
+            for spec, feats, pred, lat, variants, shadow in cols:
                 f = {n: (None if v != v else v) for n, v in ((n, col[p]) for n, col in feats)}
-                yield orjson.dumps({
-                    "model": spec.model, "stage": spec.stage, "variant": spec.variant, "version": "1",
-                    "ts": sc.start_ts + int(i * step), "features": f, "prediction": pred[p],
+                doc = {
+                    "model": spec.model, "stage": spec.stage, "variant": variants[p] if variants else spec.variant,
+                    "version": "1", "ts": sc.start_ts + int(i * step), "features": f, "prediction": pred[p],
                     "latency_ms": lat[p], "request_id": rid,
-                })  # fmt: skip
+                }  # fmt: skip
+                yield orjson.dumps(doc)
+                if shadow is not None:  # the same request, scored by the shadow too
+                    yield orjson.dumps({**doc, "variant": "shadow", "prediction": shadow[p]})
                 i += 1
 
     def truth_document(self) -> dict[str, Any]:
         sc = self.scenario
         return {
             "scenario": sc.model_dump(),
-            "events": self.per_key * len(sc.keys),
+            "events": self.per_key * (len(sc.keys) + sum(k.shadow for k in sc.keys)),
             "keys": [{"key": s.key, "model": s.model, "stage": s.stage, "variant": s.variant,
                       "events": self.per_key, "signals": self.signals(s.key)} for s in sc.keys],
             "drifts": self.truth,
         }  # fmt: skip
+
+
+def _predict(template: dict[str, Any], score: np.ndarray) -> np.ndarray:
+    if template["prediction"] == "class":
+        out: np.ndarray = _CLASSES[np.digitize(score, [0.35, 0.65])]
+        return out
+    return score.round(6)
+
+
+def _other(template: dict[str, Any], pred: np.ndarray) -> np.ndarray:
+    """A different answer: the next class, or the complementary score."""
+    if template["prediction"] == "class":
+        nxt: dict[Any, Any] = dict(zip(_CLASSES.tolist(), np.roll(_CLASSES, -1).tolist(), strict=True))
+        return np.array([nxt[x] for x in pred], dtype=object)
+    return (1.0 - pred.astype(np.float64)).round(6)
 
 
 def _depth(key: str, upstream_of: dict[str, str]) -> int:

@@ -14,12 +14,23 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from detectors.config import ConfigError, format_validation_error
 
-__all__ = ["DRIFT_KINDS", "TEMPLATES", "Drift", "KeySpec", "Scenario", "preset", "PRESETS", "parse_drift"]
+__all__ = [
+    "DRIFT_KINDS",
+    "VARIANT_KINDS",
+    "TEMPLATES",
+    "Drift",
+    "KeySpec",
+    "Scenario",
+    "preset",
+    "PRESETS",
+    "parse_drift",
+]
 
 DriftKind = Literal[
     "sudden", "gradual", "incremental", "recurring", "missing-spike", "latency-regression",
-    "categorical-shift", "prediction-shift", "none",
+    "categorical-shift", "prediction-shift", "canary-regression", "shadow-disagreement", "none",
 ]  # fmt: skip
+VARIANT_KINDS = ("canary-regression", "shadow-disagreement")  # need a canary share / a shadow on the key
 DRIFT_KINDS: tuple[str, ...] = DriftKind.__args__  # type: ignore[attr-defined]
 
 # Stage templates: name -> (numeric features {name: (distribution, a, b)}, categorical {name: {value: p}},
@@ -72,6 +83,8 @@ class KeySpec(_Strict):
     stage: str = Field(min_length=1)
     template: str = Field(description="One of TEMPLATES; its features, prediction and latency.")
     variant: str = "primary"
+    canary_share: float = Field(0.0, ge=0, lt=1, description="Share of requests the 'canary' variant serves.")
+    shadow: bool = Field(False, description="A 'shadow' variant also scores every request (same request_id).")
 
     @property
     def key(self) -> str:
@@ -114,9 +127,14 @@ class Scenario(_Strict):
             for k in p:
                 if k not in names:
                     raise ValueError(f"pipeline stage {k!r} is not among the keys")
+        specs = {k.key: k for k in self.keys}
         for d in self.drifts:
             if d.key not in names:
                 raise ValueError(f"drift key {d.key!r} is not among the keys")
+            if d.kind == "canary-regression" and not specs[d.key].canary_share:
+                raise ValueError(f"canary-regression on {d.key!r} needs canary_share > 0 on that key")
+            if d.kind == "shadow-disagreement" and not specs[d.key].shadow:
+                raise ValueError(f"shadow-disagreement on {d.key!r} needs shadow: true on that key")
         return self
 
     def tagged(self, tag: str) -> Scenario:
@@ -182,6 +200,18 @@ PRESETS: dict[str, dict[str, Any]] = {
             {"kind": "categorical-shift", "key": "shop/profile", "signal": "feature:device", "start": 0.5,
              "magnitude": 0.5},
             {"kind": "prediction-shift", "key": "fraud/score", "start": 0.2, "end": 0.28, "magnitude": 2.0},
+        ],
+    },
+    # deployment patterns: a canary whose predictions regress, a shadow that disagrees request by request
+    # (run the processor with a `variants` rule: canary compared, shadow with pairing)
+    "variants": {
+        "name": "variants", "events": 400_000, "rate": 20_000.0,
+        "keys": [{"model": "fraud", "stage": "score", "template": "serve", "canary_share": 0.1},
+                 {"model": "shop", "stage": "profile", "template": "profile", "shadow": True},
+                 {"model": "churn", "stage": "score", "template": "serve", "canary_share": 0.1}],
+        "drifts": [
+            {"kind": "canary-regression", "key": "fraud/score", "start": 0.5, "magnitude": 2.0},
+            {"kind": "shadow-disagreement", "key": "shop/profile", "start": 0.6, "magnitude": 0.3},
         ],
     },
     # no drift at all: every alert is a false alarm

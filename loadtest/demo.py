@@ -31,9 +31,11 @@ from .session import Outcome, Target, evaluate_run, print_outcome, wait_caught_u
 __all__ = ["run_demo"]
 
 
-def _start_processor(out: Path, bootstrap: str, topics: dict[str, Any], port: int) -> subprocess.Popen[bytes]:
+def _start_processor(out: Path, bootstrap: str, topics: dict[str, Any], port: int,
+                     pipelines: list[list[str]]) -> subprocess.Popen[bytes]:  # fmt: skip
     cfg = {"kafka": {"bootstrap": bootstrap}, "topics": topics, "http": {"port": port},
-           "processor": {"group": f"{topics['alerts']}-demo"}, "logging": {"progress_interval_s": 10}}  # fmt: skip
+           "processor": {"group": f"{topics['alerts']}-demo"}, "logging": {"progress_interval_s": 10},
+           "pipelines": pipelines}  # fmt: skip
     path = out / "driftstream.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     log = (out / "processor.log").open("wb")
@@ -62,7 +64,7 @@ class _LiveAlerts:
     def __init__(self, bootstrap: str, topic: str) -> None:
         from rich.console import Console  # noqa: PLC0415
 
-        self.console = Console(highlight=False, width=max(Console().width, 100))
+        self.console = Console(highlight=False, width=max(Console().width, 120))
         self.alerts: list[dict[str, Any]] = []
         self.stop = threading.Event()
         self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"demo-live-{uuid.uuid4().hex[:6]}",
@@ -81,9 +83,11 @@ class _LiveAlerts:
                 a = orjson.loads(m.value())  # type: ignore[arg-type]
                 self.alerts.append(a)
                 color = "red" if a["status"] == "firing" else "green"
+                related = f"  upstream alerts: {len(a['related'])}" if a.get("related") else ""
                 self.console.print(
                     f"[{color}]{a['status']:8}[/{color}] {a['severity']:8} {a['model'] + '/' + a['stage']:18} "
                     f"{a['signal']:20} {a['detector']:12} {a['statistic']:>9.3g} {a['window']['last_position']:>9,}"
+                    f"{related}"
                 )
         self.consumer.close()
 
@@ -117,7 +121,7 @@ def run_demo(bootstrap: str | None = None, out: Path = Path("driftstream-demo"),
         for d in (d for d in truth["drifts"] if d["role"] == "injected"):
             print(f"  {d['kind']:20} {d['key']:18} {d['signal']:18} from position {d['start_position']:,}")
         port = free_port()
-        proc = _start_processor(out, bootstrap, topics, port)
+        proc = _start_processor(out, bootstrap, topics, port, gen.scenario.pipelines)
         _wait_ready(proc, f"http://127.0.0.1:{port}/readyz", out)
         print(f"driftstream run is ready (metrics on http://127.0.0.1:{port}/metrics); replaying at {rate:,.0f}/s\n")
         live = _LiveAlerts(bootstrap, topics["alerts"])

@@ -206,6 +206,7 @@ def _check_demo(res: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
     assert figures["missed"] == 0 and figures["false_alerts"] == 0 and figures["injected"] == 3
     assert set(figures["keys_alerting"]) <= {"speech/vad", "speech/asr", "shop/profile", "fraud/score"}
     assert "firing" in res.stdout and f"report: {tmp_path / 'demo' / 'report' / 'report.md'}" in res.stdout
+    assert "upstream alerts: " in res.stdout  # speech/asr alerts name the speech/vad ones (pipelines)
     for png in ("signals.png", "psi.png", "throughput.png"):
         assert (tmp_path / "demo" / "report" / png).stat().st_size > 10_000
     left = subprocess.run(["pgrep", "-f", str(tmp_path / "demo")], capture_output=True, text=True, check=False)

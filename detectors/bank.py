@@ -19,7 +19,7 @@ import orjson
 
 from .adwin import ADWINDetections, ADWINPool
 from .columns import BatchFeeds, Layout, kind_of, numeric_column
-from .config import EngineConfig, MonitorSettings
+from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
 from .monitor import Key, Monitor, Signal, missing_profile
@@ -73,7 +73,7 @@ class MonitorBank:
         self._profiles: dict[str, MonitorProfile] = {}
         self._dirty: set[Key] = set()
         self._untracked: set[Key] = set()
-        self._candidates: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> variants compared
+        self._candidates: dict[tuple[str, str], dict[Key, VariantRule]] = {}  # (model, stage) -> compared, rule
         self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
 
     # ----------------------------------------------------------------- batches
@@ -142,11 +142,9 @@ class MonitorBank:
         """Candidate variants against their baseline (see ``variants``), after the monitors.
 
         A candidate without events in this batch still gets the baseline's: its windows close."""
-        for cand_key in sorted(k for pair in {x[:2] for x in index} for k in self._candidates.get(pair, ())):
-            rule = self.config.variant_rule(*cand_key)
-            cand = self.monitors.get(cand_key)
-            if rule is None or cand is None:
-                continue
+        cands = (c for pair in {x[:2] for x in index} for c in self._candidates.get(pair, {}).items())
+        for cand_key, rule in sorted(cands, key=lambda c: c[0]):
+            cand = self.monitors[cand_key]
             base_key = (cand_key[0], cand_key[1], rule.baseline)
             groups = [g for g in (index.get(base_key), index.get(cand_key)) if g is not None]
             if not groups:
@@ -170,8 +168,9 @@ class MonitorBank:
 
     def _track(self, key: Key) -> None:
         self._by_pair.setdefault(key[:2], []).append(key)
-        if self.config.variants and self.config.variant_rule(*key) is not None:
-            self._candidates.setdefault(key[:2], []).append(key)
+        rule = self.config.variant_rule(*key) if self.config.variants else None
+        if rule is not None:
+            self._candidates.setdefault(key[:2], {})[key] = rule
 
     def _reference(self, settings: MonitorSettings) -> MonitorProfile | None:
         if settings.reference is None:

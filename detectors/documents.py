@@ -10,7 +10,7 @@ import numpy as np
 
 from .monitor import Monitor, Signal
 
-__all__ = ["alert_doc", "resolved_doc", "summary_doc"]
+__all__ = ["alert_doc", "firing_doc", "resolved_doc", "summary_doc"]
 
 
 def _num(x: float) -> float:
@@ -22,9 +22,17 @@ def _num(x: float) -> float:
     return float(x)
 
 
-def alert_doc(
+def alert_doc(mon: Monitor, sig: Signal, **doc: Any) -> dict[str, Any]:
+    """A firing alert on one of the monitor's own signals (see :func:`firing_doc`)."""
+    prof = sig.profile
+    return firing_doc(mon, sig.name, sig.reference_source, prof.count if prof else 0, **doc)
+
+
+def firing_doc(
     mon: Monitor,
-    sig: Signal,
+    signal: str,
+    reference_source: str,
+    reference_size: int,
     *,
     aid: str,
     detector: str,
@@ -35,10 +43,9 @@ def alert_doc(
     details: dict[str, Any],
     emitted_at: int,
 ) -> dict[str, Any]:
-    """A firing alert. ``window`` is (events, first_ts, last_ts, first_pos, last_pos)."""
+    """A firing alert of ``mon``. ``window`` is (events, first_ts, last_ts, first_pos, last_pos)."""
     model, stage, variant = mon.key
     events, first_ts, last_ts, first_pos, last_pos = window
-    prof = sig.profile
     return {
         "schema_version": 1,
         "alert_id": aid,
@@ -48,7 +55,7 @@ def alert_doc(
         "version": mon.version,
         "stage": stage,
         "variant": variant,
-        "signal": sig.name,
+        "signal": signal,
         "detector": detector,
         "statistic": _num(statistic),
         "threshold": _num(threshold),
@@ -59,7 +66,7 @@ def alert_doc(
             "first_position": int(first_pos),
             "last_position": int(last_pos),
         },
-        "reference": {"source": sig.reference_source, "size": prof.count if prof else 0},
+        "reference": {"source": reference_source, "size": int(reference_size)},
         "detected_at": int(last_ts),
         "emitted_at": emitted_at,
         "details": details,

@@ -29,7 +29,7 @@ from scipy.special import chdtrc
 
 from .columns import numeric_column
 from .config import VariantRule
-from .documents import resolved_doc
+from .documents import firing_doc, resolved_doc
 from .monitor import Monitor, Signal
 from .policy import AlertState, alert_id
 from .reference import SignalProfile
@@ -269,38 +269,16 @@ def _alert(rule: VariantRule, cmp: Comparison, cand: Monitor, v: _Verdict, k: in
         return [resolved_doc(firing, end_ts, f"{rule.resolve_windows} windows alike", emitted_at)]
     aid = state.firing_id if action == "escalate" else alert_id(model, stage, variant, signal, v.detector, k)
     assert aid is not None
-    doc: dict[str, Any] = {
-        "schema_version": 1,
-        "alert_id": aid,
-        "status": "firing",
-        "severity": v.severity,
-        "model": model,
-        "version": cand.version,
-        "stage": stage,
-        "variant": variant,
-        "signal": signal,
-        "detector": v.detector,
-        "statistic": v.statistic,
-        "threshold": v.threshold,
-        "window": {
-            "events": win.counts[1],
-            "first_ts": k * width,
-            "last_ts": end_ts,
-            "first_position": win.span[0],
-            "last_position": win.span[1],
-        },
-        "reference": {"source": f"variant:{rule.baseline}", "size": win.counts[0]},
-        "detected_at": end_ts,
-        "emitted_at": emitted_at,
-        "details": {
-            **v.details,
-            "candidate": {"variant": variant, **v.details.get("candidate", {})},
-            "window_s": rule.window_s,
-        },
-    }
+    assert v.severity is not None  # fire and escalate come with one
+    details = {**v.details, "candidate": {"variant": variant, **v.details.get("candidate", {})},
+               "window_s": rule.window_s}  # fmt: skip
+    window = (win.counts[1], k * width, end_ts, win.span[0], win.span[1])
+    doc = firing_doc(cand, signal, f"variant:{rule.baseline}", win.counts[0], aid=aid, detector=v.detector,
+                     severity=v.severity, statistic=v.statistic, threshold=v.threshold, window=window,
+                     details=details, emitted_at=emitted_at)  # fmt: skip
     if action == "escalate":
         state.severity = "critical"
         state.firing_doc = doc
     else:
-        state.start(aid, str(v.severity), end_ts, doc)
+        state.start(aid, v.severity, end_ts, doc)
     return [doc]

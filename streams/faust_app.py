@@ -176,8 +176,8 @@ def keep_queued_events(app: Any, queue: Any) -> None:
     end of each recovery, after it has resumed the source partitions and sought them to the
     committed offsets: events its fetcher delivered in between are dropped from the queue, and
     its read offsets have already moved past them, so they never come again (a one-event gap
-    in about 1 restart in 20, measured). Kept, they are delivered: events of an older rebalance generation
-    are still skipped by the stream, and a repeated offset is skipped by the runtime.
+    in about 1 restart in 20, measured). Kept, they are delivered: events of an older
+    rebalance generation are still skipped by the stream, and a repeated offset by the runtime.
     """
     queues = getattr(app.flow_control, "_queues", None)
     if queues is None:

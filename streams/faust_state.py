@@ -12,12 +12,8 @@ Monitor values are those of ``driftstream run`` (``state.monitor_value``).
 
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
-
-from .state import ForeignState, Marks, decode_marks
 from .state import offsets_record as offsets_value  # the same record as ``driftstream run``'s
+from .state import read_marks
 
 __all__ = ["offsets_key", "offsets_value", "read_marks"]
 
@@ -25,16 +21,3 @@ __all__ = ["offsets_key", "offsets_value", "read_marks"]
 def offsets_key(partition: int) -> bytes:
     """Table key of a partition's offsets record."""
     return b"\x00offsets:%d" % partition
-
-
-def read_marks(raw: bytes | None, group: str, topic: str) -> Marks:
-    """The offsets record's marks; refuses another consumer group's state."""
-    if raw is None:
-        return {}
-    doc: Any = orjson.loads(raw)
-    if doc.get("group") != group:
-        raise ForeignState(
-            f"state topic {topic} holds checkpoints of group {doc.get('group')!r}, not {group!r}: "
-            "give each group its own topics.state and topics.repartition"
-        )
-    return decode_marks(doc["offsets"])

@@ -39,6 +39,7 @@ __all__ = [
     "monitor_record_key",
     "monitor_value",
     "offsets_record",
+    "read_marks",
     "restore_partition",
     "split_monitor",
 ]
@@ -64,6 +65,19 @@ def encode_marks(marks: Marks) -> bytes:
 
 def decode_marks(raw: Any) -> Marks:
     return {(str(t), int(p)): int(o) for t, p, o in raw}
+
+
+def read_marks(raw: bytes | None, group: str, topic: str) -> Marks:
+    """The offsets record's marks (none: ``{}``); refuses another consumer group's state."""
+    if raw is None:
+        return {}
+    doc: Any = orjson.loads(raw)
+    if doc.get("group") != group:
+        raise ForeignState(
+            f"state topic {topic} holds checkpoints of consumer group {doc.get('group')!r}, not {group!r}: "
+            "give each group its own topics.state and topics.repartition"
+        )
+    return decode_marks(doc["offsets"])
 
 
 def monitor_value(marks: Marks, snapshot: bytes) -> bytes:
@@ -198,13 +212,7 @@ def restore_partition(latest: dict[bytes, bytes | None], bank: MonitorBank, grou
             continue
         try:
             if k == OFFSETS_KEY:
-                doc = orjson.loads(v)
-                if doc.get("group") != group:
-                    raise ForeignState(
-                        f"state topic {topic} holds checkpoints of consumer group {doc.get('group')!r}, "
-                        f"not {group!r}: give each group its own topics.state and topics.repartition"
-                    )
-                res.offsets = decode_marks(doc["offsets"])
+                res.offsets = read_marks(v, group, topic)
             else:
                 covered, snapshot = split_monitor(v) if v.startswith(MAGIC) else ({}, v)
                 res.covered[bank.restore(snapshot)] = covered

@@ -22,17 +22,19 @@ from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
-from .monitor import Key, Monitor, Signal, missing_profile
+from .join import JoinStats, LabelJoin, Outcome
+from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool, PHDetections
 from .policy import AlertState, alert_id
 from .psi import PSIPool, PSIWindows
 from .reference import MonitorProfile, SignalProfile
+from .shadow import agree
 from .snapshot import SnapshotError, pack, unpack
 from .variants import Comparison, compare
 
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
-_PH_MODES = {"latency": "up"}
+_PH_MODES = {"latency": "up", "abs_error": "up"}
 _FIRED_KEPT = 64  # recent firings per monitor that a downstream stage's alert can relate to
 
 
@@ -75,13 +77,15 @@ class MonitorBank:
         self._untracked: set[Key] = set()
         self._candidates: dict[tuple[str, str], dict[Key, VariantRule]] = {}  # (model, stage) -> compared, rule
         self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
+        self.joins = JoinStats()
 
     # ----------------------------------------------------------------- batches
-    def process(self, events: Sequence[Any]) -> BankOutput:
-        """Update every monitor with a batch of decoded events (in stream order)."""
+    def process(self, events: Sequence[Any], labels: Sequence[Any] = ()) -> BankOutput:
+        """Update every monitor with a batch of decoded events (in stream order) and labels
+        (in arrival order; see ``detectors.join``)."""
         n = len(events)
         out = BankOutput()
-        if not n:
+        if not n and not labels:
             return out
         self.stats.events += n
         index: dict[Key, int] = {}
@@ -96,6 +100,7 @@ class MonitorBank:
         ts = np.fromiter((e.ts for e in evs), np.int64, n)
         feeds = BatchFeeds()
         touched: list[tuple[Monitor, int]] = []
+        joins: dict[Key, Monitor] = {}
         for g, key in enumerate(index):
             a, b = int(bounds[g]), int(bounds[g + 1])
             mon = self.monitors.get(key) or self._create(key)
@@ -105,8 +110,23 @@ class MonitorBank:
             self._ingest(mon, evs[a:b], ts[a:b], feeds)
             touched.append((mon, int(ts[b - 1])))
             self._dirty.add(key)
+        if labels:
+            self._queue_labels(labels, joins)
+        for mon, _ in touched:
+            lo, hi = (int(x) for x in bounds[index[mon.key] : index[mon.key] + 2])
+            join = mon.join
+            assert join is not None
+            join.predictions(evs[lo:hi], int(ts[lo:hi].max()), self.joins)
+            if join.waiting or join.pending:
+                joins[mon.key] = mon
+        for key in sorted(joins):
+            mon = joins[key]
+            assert mon.join is not None
+            outcomes = mon.join.drain(self.joins)
+            if outcomes:
+                self._ingest_outcomes(mon, outcomes, feeds)
         self._run(feeds, out)
-        if self.config.variants:
+        if self.config.variants and n:
             self._compare_variants(index, events, gids, out)
         if self.config.pipelines and out.alerts:
             self._relate(out)
@@ -114,6 +134,72 @@ class MonitorBank:
             self._resolve_quiet(mon, last_ts, out)
             self._maybe_summary(mon, last_ts, out)
         return out
+
+    def _queue_labels(self, labels: Sequence[Any], joins: dict[Key, Monitor]) -> None:
+        """Each label to every variant of its (model, stage) (of ``label_targets`` when it names
+        none); a stage no monitor has seen cannot have its prediction."""
+        per: dict[Key, list[Any]] = {}
+        targets = self.config.label_homes
+        for lab in labels:
+            pairs = ((lab.model, lab.stage),) if lab.model is not None else targets
+            keys = [k for pair in pairs for k in self._by_pair.get(pair, ())]
+            if not keys:
+                self.joins.unmatched += 1
+            for k in keys:
+                per.setdefault(k, []).append(lab)
+        for key, labs in per.items():
+            mon = self.monitors[key]
+            assert mon.join is not None
+            mon.join.labels(labs, self.joins)
+            joins[key] = mon
+            self._dirty.add(key)
+
+    def _ingest_outcomes(self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds) -> None:
+        """Joined pairs into the monitor's label signals: the label's distribution, and the
+        error indicator (classes) or the absolute error (numbers)."""
+        n = len(outcomes)
+        p0 = mon.joined
+        pos = np.arange(p0, p0 + n, dtype=np.int64)
+        ts = np.fromiter((o.label_ts for o in outcomes), np.int64, n)
+        mon.mark(pos, ts, outcomes=True)
+        mon.joined += n
+        labels = [o.label for o in outcomes]
+        preds = [o.prediction for o in outcomes]
+        sigs = mon.signals
+        if "label" not in sigs:
+            self._add_signal(mon, "label", "label", "", kind_of(labels), p0)
+        if "error" not in sigs and "abs_error" not in sigs:
+            task = mon.settings.labels.task
+            if task == "auto":
+                task = "classification" if any(type(v) in (str, bool) for v in (*labels, *preds)) else "regression"
+            name = "error" if task == "classification" else "abs_error"
+            self._add_signal(mon, name, name, "", "numeric", p0)
+        lab = sigs["label"]
+        if lab.kind == "numeric":
+            lab_values, bad = numeric_column(labels)
+            self.stats.type_mismatches += bad
+            self._outcome_values(mon, lab, Chunk(lab_values, pos, ts), feeds)
+        else:
+            lab.s_count += n
+            self._feed_categorical(mon, lab, labels, pos, ts, feeds)
+        if "error" in sigs:
+            wrong = (math.nan if p is None else float(not agree(p, v, 0.0)) for p, v in zip(preds, labels, strict=True))
+            err = np.fromiter(wrong, np.float64, n)
+            self._outcome_values(mon, sigs["error"], Chunk(err, pos, ts), feeds)
+        else:
+            p_num, bad_p = numeric_column(preds)
+            l_num = lab_values if lab.kind == "numeric" else numeric_column(labels)[0]
+            self.stats.type_mismatches += bad_p
+            self._outcome_values(mon, sigs["abs_error"], Chunk(np.abs(p_num - l_num), pos, ts), feeds)
+
+    def _outcome_values(self, mon: Monitor, sig: Signal, chunk: Chunk, feeds: BatchFeeds) -> None:
+        n = chunk.values.shape[0]
+        missing = np.isnan(chunk.values)
+        k = int(missing.sum())
+        sig.s_count += n - k
+        sig.s_missing += k
+        sig.s_sum += float(np.where(missing, 0.0, chunk.values).sum())
+        self._feed_numeric(mon, sig, chunk, 0, n, feeds)
 
     def _relate(self, out: BankOutput) -> None:
         """Pipelines: a downstream stage's firing alert lists the alerts its upstream stages fired
@@ -297,12 +383,13 @@ class MonitorBank:
 
     def _warm(self, mon: Monitor, sig: Signal, values: Any, pos: np.ndarray, ts: np.ndarray) -> int:
         """Buffer warm-up values; on the last one build the reference. Returns values used."""
-        take = min(mon.settings.warmup_events - sig.seen, len(values))
+        target = mon.settings.labels.warmup_pairs if sig.role in OUTCOME_ROLES else mon.settings.warmup_events
+        take = min(target - sig.seen, len(values))
         sig.warm_values.append(values[:take])
         sig.warm_pos.append(pos[:take])
         sig.warm_ts.append(ts[:take])
         sig.seen += take
-        if sig.seen >= mon.settings.warmup_events:
+        if sig.seen >= target:
             ps = mon.settings.detectors.psi
             sig.profile = sig.build_profile(ps.bins, ps.max_categories)
             self._register(mon, sig)
@@ -360,15 +447,15 @@ class MonitorBank:
         std = prof.std if math.isfinite(prof.std) and prof.std > 0 else 1.0
         if sig.kind == "numeric":
             ad = st.missing_adwin if sig.role == "missing" else det.adwin
-            if ad.enabled and sig.role != "latency":
+            if ad.enabled and sig.role not in ("latency", "label"):
                 pool = self._adwin_pool(ad.max_buckets)
                 sig.adwin = pool.add(ad.delta, ad.clock, ad.min_window_length, ad.grace_period)
                 sig.adwin_pool = ad.max_buckets
             ph = st.latency_page_hinkley if sig.role == "latency" else det.page_hinkley
-            if ph.enabled and sig.role != "missing":
+            if ph.enabled and sig.role in ("feature", "prediction", "latency", "abs_error"):
                 sig.ph = self._ph.add(ph.min_instances, ph.delta_sd * std, ph.threshold_sd * std, ph.alpha,
                                       _PH_MODES.get(sig.role, "both"))  # fmt: skip
-        if det.psi.enabled and sig.role in ("feature", "prediction"):
+        if det.psi.enabled and sig.role in ("feature", "prediction", "label"):
             psi_pool = self._psi_pool(det.psi.epsilon)
             sig.psi = psi_pool.add(prof, det.psi.window)
             sig.psi_pool = det.psi.epsilon
@@ -401,15 +488,18 @@ class MonitorBank:
                 res = feed.build()
                 self._on_psi(res, self._psi[eps].update_codes(res.seg), out)
 
-    def _window(self, res: FeedResult, i: int, events: int, mon: Monitor) -> tuple[int, int, int, int, int]:
+    def _window(
+        self, res: FeedResult, i: int, events: int, owner: tuple[Monitor, Signal]
+    ) -> tuple[int, int, int, int, int]:
         """(events, first_ts, last_ts, first_pos, last_pos) of the window ending at value ``i``.
 
         The start is derived the same way whatever the batching (replays give equal alerts):
         ``last_pos - events + 1`` and the event time marked at or before it.
         """
+        mon, sig = owner
         last_pos = int(res.pos[i])
         first_pos = max(last_pos - events + 1, 0)
-        return events, mon.ts_at(first_pos), int(res.ts[i]), first_pos, last_pos
+        return events, mon.ts_at(first_pos, sig.role in OUTCOME_ROLES), int(res.ts[i]), first_pos, last_pos
 
     def _change_point(
         self, mon: Monitor, sig: Signal, detector: str, window: tuple[int, int, int, int, int], severity: str,
@@ -443,7 +533,7 @@ class MonitorBank:
             std = sig.profile.std if sig.profile else math.nan
             crit = shift >= mon.settings.alerts.critical_shift_sd * std if std > 0 else shift > 0
             ad = mon.settings.missing_adwin if sig.role == "missing" else mon.settings.detectors.adwin
-            window = self._window(res, i, max(int(det.cut[j, 2]), 1), mon)
+            window = self._window(res, i, max(int(det.cut[j, 2]), 1), (mon, sig))
             details = {
                 "mean_before": float(before[j]),
                 "mean_after": float(after[j]),
@@ -463,7 +553,7 @@ class MonitorBank:
             k = int(owners[j])
             mon, sig = res.owners[k]
             assert sig.ph is not None and sig.profile is not None
-            window = self._window(res, i, int(det.run[j]), mon)
+            window = self._window(res, i, int(det.run[j]), (mon, sig))
             details = {
                 "direction": {1: "up", 2: "down", 3: "both"}[int(det.direction[j])],
                 "running_mean": float(det.mean[j]),
@@ -483,7 +573,7 @@ class MonitorBank:
             value = float(win.psi[j])
             sig.s_psi = value
             severity = "critical" if value >= ps.critical else "warning" if value >= ps.warning else None
-            window = self._window(res, i, ps.window, mon)
+            window = self._window(res, i, ps.window, (mon, sig))
             state = sig.alert_state("psi")
             action = state.on_psi_window(severity, mon.settings.alerts.cooldown_s * 1000, window[2], ps.resolve_windows)
             if action == "resolve":
@@ -581,6 +671,8 @@ class MonitorBank:
                     arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
         arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
         arrays["marks"] = mon.marks
+        if mon.joined:
+            arrays["joined_marks"] = mon.joined_marks
         return pack(mon.to_meta(), arrays)
 
     def restore(self, blob: bytes) -> Key:
@@ -629,6 +721,11 @@ class MonitorBank:
         if meta.get("comparison") is not None:
             mon.comparison = Comparison.from_json(meta["comparison"])
         mon.fired = [(int(ts), str(aid)) for ts, aid in meta.get("fired", ())]
+        mon.joined = int(meta.get("joined", 0))
+        if "joined_marks" in arrays:
+            mon.joined_marks = arrays["joined_marks"]
+        if meta.get("join") is not None:
+            mon.join = LabelJoin.from_json(mon.settings.labels, meta["join"])
         self.monitors[key] = mon
         self._track(key)
         return key

@@ -12,7 +12,7 @@ import fnmatch
 from collections.abc import Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -23,6 +23,7 @@ __all__ = [
     "PageHinkleySettings",
     "PSISettings",
     "MonitorSettings",
+    "LabelSettings",
     "VariantRule",
     "EngineConfig",
     "load_yaml",
@@ -89,6 +90,26 @@ class AlertSettings(_Strict):
     critical_shift_sd: float = Field(1.0, gt=0, description="ADWIN mean shift (reference std units) that is critical.")
 
 
+class LabelSettings(_Strict):
+    """Joining labels to predictions by request_id (see ``detectors.join``)."""
+
+    join: Literal["auto", "always", "off"] = Field(
+        "auto", description="auto: keep predictions once the monitor has seen a label; always: from the start."
+    )
+    task: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: classes (strings, booleans) give the error rate, numbers the absolute error."
+    )
+    ttl_s: float = Field(86_400.0, gt=0, description="Event time a prediction waits for its label.")
+    wait_s: float = Field(
+        30.0, ge=0, description="A label waits until the predictions' event time passes its own by this much."
+    )
+    max_pending: int = Field(
+        10_000, ge=1, le=200_000, description="Predictions waiting for a label, per monitor (in its snapshot); oldest go."
+    )
+    max_waiting: int = Field(10_000, ge=1, description="Labels waiting for their prediction, per monitor.")
+    warmup_pairs: int = Field(1000, ge=100, description="Joined pairs per signal that form the reference.")
+
+
 class MonitorSettings(_Strict):
     warmup_events: int = Field(10_000, ge=100, description="Events per signal that form the reference.")
     reference: str | None = Field(None, description="Profile JSON from `driftstream reference build`.")
@@ -97,6 +118,7 @@ class MonitorSettings(_Strict):
     missing_adwin: ADWINSettings = ADWINSettings()
     latency_page_hinkley: PageHinkleySettings = PageHinkleySettings()
     alerts: AlertSettings = AlertSettings()
+    labels: LabelSettings = LabelSettings()
 
 
 class MonitorRule(MonitorSettings):
@@ -151,6 +173,7 @@ class EngineConfig(_Strict):
     variants: list[VariantRule] = []
     pipelines: list[list[str]] = Field([], description="Stage orders, each stage 'model/stage', upstream first.")
     related_within_s: float = Field(600.0, ge=0, description="Event time an upstream alert stays related.")
+    label_targets: list[str] = Field([], description="'model/stage' stages a label without model and stage is for.")
     limits: LimitSettings = LimitSettings()
 
     @field_validator("pipelines")
@@ -160,10 +183,20 @@ class EngineConfig(_Strict):
             if len(p) < 2:
                 raise ValueError(f"a pipeline needs two stages or more, got {p}")
             for s in p:
-                model, sep, stage = s.partition("/")
-                if not (sep and model and stage):
-                    raise ValueError(f"pipeline stage {s!r} is not 'model/stage'")
+                _split_stage(s)
         return value
+
+    @field_validator("label_targets")
+    @classmethod
+    def _targets(cls, value: list[str]) -> list[str]:
+        for s in value:
+            _split_stage(s)
+        return value
+
+    @cached_property
+    def label_homes(self) -> tuple[tuple[str, str], ...]:
+        """(model, stage) of each ``label_targets`` entry."""
+        return tuple(_split_stage(s) for s in self.label_targets)
 
     @cached_property
     def upstream(self) -> dict[tuple[str, str], frozenset[tuple[str, str]]]:
@@ -224,6 +257,13 @@ class EngineConfig(_Strict):
             raise ConfigError(format_validation_error(exc)) from None
         _ = config.rules  # validate the per-monitor rules now, not on the first event
         return config
+
+
+def _split_stage(s: str) -> tuple[str, str]:
+    model, sep, stage = s.partition("/")
+    if not (sep and model and stage):
+        raise ValueError(f"stage {s!r} is not 'model/stage'")
+    return model, stage
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

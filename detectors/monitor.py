@@ -13,13 +13,15 @@ from typing import Any, Literal
 import numpy as np
 
 from .config import MonitorSettings
+from .join import LabelJoin
 from .policy import AlertState
 from .reference import SignalProfile, categorical_profile, numeric_profile
 
-__all__ = ["Key", "Monitor", "Signal"]
+__all__ = ["Key", "Monitor", "Signal", "OUTCOME_ROLES"]
 
 Key = tuple[str, str, str]
-Role = Literal["feature", "missing", "prediction", "latency"]
+Role = Literal["feature", "missing", "prediction", "latency", "label", "error", "abs_error"]
+OUTCOME_ROLES = frozenset(("label", "error", "abs_error"))  # fed by joined pairs, not by events
 _MARKS = 1024
 MARK_STRIDE = 64
 
@@ -96,24 +98,34 @@ class Monitor:
     layout: Any = None  # the bank's cached mapping of signals to block rows
     comparison: Any = None  # variants.Comparison when this variant is compared with a baseline
     fired: list[tuple[int, str]] = field(default_factory=list)  # recent firings (event time, id): pipelines
+    join: LabelJoin | None = None  # labels meeting predictions; see detectors.join
+    # Joined pairs form a second stream of the monitor, with its own positions and marks.
+    joined: int = 0
+    joined_marks: np.ndarray = field(default_factory=lambda: np.full((_MARKS, 2), -1, np.int64))
 
-    def mark(self, pos: np.ndarray, ts: np.ndarray) -> None:
+    def __post_init__(self) -> None:
+        if self.join is None:
+            self.join = LabelJoin(self.settings.labels)
+
+    def mark(self, pos: np.ndarray, ts: np.ndarray, outcomes: bool = False) -> None:
         """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
         that lie before the current batch. Fixed positions, so batching changes nothing."""
+        marks = self.joined_marks if outcomes else self.marks
         first = (-int(pos[0])) % MARK_STRIDE
         p = pos[first::MARK_STRIDE]
         if p.shape[0]:
             slots = (p // MARK_STRIDE) % _MARKS
-            self.marks[slots, 0] = p
-            self.marks[slots, 1] = ts[first::MARK_STRIDE]
+            marks[slots, 0] = p
+            marks[slots, 1] = ts[first::MARK_STRIDE]
 
-    def ts_at(self, position: int) -> int:
+    def ts_at(self, position: int, outcomes: bool = False) -> int:
         """Event time at the last marked position at or before ``position`` (the oldest kept
         mark when the position is older than the ring: 64 k events)."""
+        marks = self.joined_marks if outcomes else self.marks
         slot = (position // MARK_STRIDE) % _MARKS
-        if self.marks[slot, 0] == position - position % MARK_STRIDE:
-            return int(self.marks[slot, 1])
-        kept = self.marks[self.marks[:, 0] >= 0]
+        if marks[slot, 0] == position - position % MARK_STRIDE:
+            return int(marks[slot, 1])
+        kept = marks[marks[:, 0] >= 0]
         if not kept.shape[0]:
             return 0
         older = kept[kept[:, 0] <= position]
@@ -145,4 +157,6 @@ class Monitor:
             ],
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
             "fired": [list(f) for f in self.fired],
+            "joined": self.joined,
+            "join": self.join.to_json() if self.join is not None else None,
         }

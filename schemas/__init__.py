@@ -7,11 +7,22 @@ from importlib import resources
 from typing import Any
 
 from .codec import MAX_EVENT_BYTES, PredictionEvent, Rejection, decode, encode_alert
+from .labels import LabelEvent, decode_label, encode_label
 
-__all__ = ["MAX_EVENT_BYTES", "PredictionEvent", "Rejection", "decode", "encode_alert", "load_schema"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "PredictionEvent",
+    "LabelEvent",
+    "Rejection",
+    "decode",
+    "decode_label",
+    "encode_alert",
+    "encode_label",
+    "load_schema",
+]
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """One of ``prediction_event``, ``alert``, ``metrics`` as a dict."""
+    """One of ``prediction_event``, ``label_event``, ``alert``, ``metrics`` as a dict."""
     text = resources.files(__package__).joinpath(f"{name}.schema.json").read_text()
     return json.loads(text)  # type: ignore[no-any-return]

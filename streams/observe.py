@@ -74,6 +74,29 @@ class Metrics:
         self.rebalances = Counter("driftstream_rebalances", "Partition assignments and revocations.", ["kind"],
                                   registry=r)  # fmt: skip
         self.errors = Counter("driftstream_kafka_errors", "Client errors seen, by code name.", ["code"], registry=r)
+        self.labels = Counter(
+            "driftstream_labels",
+            "Labels by outcome: joined (met its prediction), inline (in the prediction event), unmatched (no "
+            "prediction found in time), late (older than labels.ttl_s).",
+            ["outcome"],
+            registry=r,
+        )
+        self.unlabelled = Counter(
+            "driftstream_predictions_unlabelled",
+            "Predictions that left the join without a label: expired (ttl_s passed) or evicted (max_pending).",
+            ["reason"],
+            registry=r,
+        )
+        self.label_delay = Histogram(
+            "driftstream_label_delay_seconds",
+            "Event time from a prediction to its label, for joined labels.",
+            buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400),
+            registry=r,
+        )
+        self.join_pending = Gauge(
+            "driftstream_join_pending", "Predictions waiting for a label, and labels waiting for a prediction.",
+            ["side"], registry=r,
+        )  # fmt: skip
         self.ready = Gauge("driftstream_ready", "1 once partitions are assigned and restored.", registry=r)
 
     def exposition(self) -> bytes:

@@ -17,16 +17,18 @@ from __future__ import annotations
 import gc
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detectors import MonitorBank, warm_kernels
-from schemas import PredictionEvent, Rejection, decode
+from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label, encode_label
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
+from .labelroute import LABEL_HEADERS, is_label, targets
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
@@ -59,7 +61,8 @@ class Processor:
         self._delivery_errors: list[str] = []
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
-        self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0, "covered": 0}
+        self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0, "covered": 0,
+                        "labels": 0, "joined": 0}  # fmt: skip
         self._ahead = AheadMonitors()  # monitors restored a checkpoint ahead of their partition
 
     # ------------------------------------------------------------------ set-up
@@ -96,8 +99,9 @@ class Processor:
         cconf = consumer_config(self.cfg)
         self.consumer = Consumer(cconf)
         self.state = StateReader(admin_config(self.cfg), self.topics.state, self.cfg.processor.group)
+        labels = [self.topics.labels] if self.topics.labels else []
         self.consumer.subscribe(
-            [*self.topics.input, self.topics.repartition],
+            [*self.topics.input, *labels, self.topics.repartition],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
@@ -153,6 +157,8 @@ class Processor:
         copart = {t for t in self.topics.input if self.topology.co_partitioned(t)}
         max_bytes = self.cfg.processor.max_event_bytes
         by_slot: dict[int, list[PredictionEvent]] = {}
+        labels: dict[int, list[LabelEvent]] = {}
+        labels_topic = self.topics.labels
         consumed: dict[str, int] = {}
         produce = self.producer.produce
         n_rekey = 0
@@ -168,8 +174,18 @@ class Processor:
             consumed[topic] = consumed.get(topic, 0) + 1
             raw = m.value()
             ts = m.timestamp()[1]
+            if topic == labels_topic:
+                n_rekey += self._route_label(m, max_bytes)
+                continue
             ev = decode(raw, ts if ts >= 0 else None, max_bytes)  # type: ignore[arg-type]
             if type(ev) is not PredictionEvent:
+                if topic == repart and is_label(m.headers()):  # type: ignore[arg-type]
+                    lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
+                    if type(lab) is LabelEvent:
+                        labels.setdefault(part, []).append(lab)
+                        continue
+                    self._dead_letter(m, lab)  # type: ignore[arg-type]
+                    continue
                 self._dead_letter(m, ev)  # type: ignore[arg-type]
                 continue
             if topic == repart:
@@ -203,15 +219,40 @@ class Processor:
             self._counts["repartitioned"] += n_rekey
         self._since_checkpoint += len(msgs)
         for slot, evs in by_slot.items():
-            self._feed(banks[slot], evs)
+            self._feed(banks[slot], evs, labels.pop(slot, ()))
+        for slot, labs in labels.items():
+            self._feed(banks[slot], [], labs)
 
-    def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
+    def _route_label(self, m: Message, max_bytes: int) -> int:
+        """A labels-topic record to the home of each stage it is for; how many were produced."""
+        ts = m.timestamp()[1]
+        lab = decode_label(m.value(), ts if ts >= 0 else None, max_bytes)
+        if isinstance(lab, Rejection):
+            self._dead_letter(m, lab)
+            return 0
+        where = targets(lab, self.engine)
+        if isinstance(where, Rejection):
+            self._dead_letter(m, where)
+            return 0
+        for pair in where:
+            key, slot = self._homes[pair]
+            self._produce(self.topics.repartition, encode_label(lab, *pair), key, partition=slot,
+                          timestamp=ts if ts > 0 else 0, headers=LABEL_HEADERS)  # fmt: skip
+        self._counts["labels"] += 1
+        return len(where)
+
+    def _feed(self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = ()) -> None:
         untracked = bank.stats.untracked_events
-        out = bank.process(evs)
+        j = bank.joins
+        before = (j.joined, j.inline, j.unmatched, j.late, j.expired, j.evicted)
+        out = bank.process(evs, labels)
         self.metrics.processed.inc(len(evs))
         self._counts["processed"] += len(evs)
         if bank.stats.untracked_events != untracked:
             self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
+        after = (j.joined, j.inline, j.unmatched, j.late, j.expired, j.evicted)
+        if after != before:
+            self._count_joins([a - b for a, b in zip(after, before, strict=True)], j.take_delays())
         produce = self._produce
         for doc in out.alerts:
             self.metrics.alerts.labels(doc["status"], doc["severity"], doc["detector"]).inc()
@@ -221,6 +262,18 @@ class Processor:
             produce(self.topics.metrics, orjson.dumps(doc), f"{doc['model']}/{doc['stage']}".encode())
         if out.summaries:
             self.metrics.summaries.inc(len(out.summaries))
+
+    def _count_joins(self, delta: list[int], delays_ms: list[int]) -> None:
+        for outcome, d in zip(("joined", "inline", "unmatched", "late"), delta, strict=False):
+            if d:
+                self.metrics.labels.labels(outcome).inc(d)
+        for reason, d in zip(("expired", "evicted"), delta[4:], strict=True):
+            if d:
+                self.metrics.unlabelled.labels(reason).inc(d)
+        self._counts["joined"] += delta[0] + delta[1]
+        observe = self.metrics.label_delay.observe
+        for ms in delays_ms:
+            observe(ms / 1000)
 
     def _produce(self, topic: str, value: bytes | None, key: bytes, **kw: Any) -> None:
         while True:
@@ -406,10 +459,15 @@ class Processor:
         monitors = sum(len(b.monitors) for b in self.banks.values())
         self.metrics.monitors.set(monitors)
         self.metrics.series.set(sum(b.stats.series for b in self.banks.values()))
+        joins = [m.join for b in self.banks.values() for m in b.monitors.values() if m.join is not None]
+        self.metrics.join_pending.labels("predictions").set(sum(len(j.pending) for j in joins))
+        self.metrics.join_pending.labels("labels").set(sum(len(j.waiting) for j in joins))
         c = self._counts
         log.info(
-            "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d covered %d alerts %d monitors %d lag %d",
-            n, rate, c["processed"], c["rejected"], c["repartitioned"], c["covered"], c["alerts"], monitors, lag,
+            "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d covered %d labels %d joined %d alerts %d "
+            "monitors %d lag %d",
+            n, rate, c["processed"], c["rejected"], c["repartitioned"], c["covered"], c["labels"], c["joined"],
+            c["alerts"], monitors, lag,
         )  # fmt: skip
         return n, now
 

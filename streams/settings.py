@@ -53,6 +53,7 @@ class TopicSettings(_Strict):
     deadletter: str = "drift-deadletter"
     state: str = "driftstream-state"
     repartition: str = "driftstream-repartition"
+    labels: str | None = Field("labels", description="Label events (joined to predictions by request_id); null = none.")
     partitions: int = Field(6, ge=1, description="For topics created at start when no input topic exists yet.")
     replication_factor: int = Field(1, ge=1)
     create: bool = Field(True, description="Create missing topics at start.")
@@ -109,14 +110,12 @@ class RunConfig(_Strict):
     variants: list[dict[str, Any]] = []
     pipelines: list[list[str]] = []
     related_within_s: float = 600.0
+    label_targets: list[str] = []
     limits: dict[str, Any] = {}
 
     @property
     def engine(self) -> EngineConfig:
-        return EngineConfig.from_mapping(
-            {"defaults": self.defaults, "monitors": self.monitors, "variants": self.variants, "limits": self.limits,
-             "pipelines": self.pipelines, "related_within_s": self.related_within_s}
-        )  # fmt: skip
+        return EngineConfig.from_mapping({name: getattr(self, name) for name in EngineConfig.model_fields})
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> RunConfig:

@@ -108,6 +108,8 @@ def ensure_topics(admin: AdminClient, topics: TopicSettings, timeout: float = 30
     wanted[topics.metrics] = (p, {})
     wanted[topics.deadletter] = (p, big)
     wanted[topics.repartition] = (p, {})
+    if topics.labels:
+        wanted[topics.labels] = (have.get(topics.labels) or p, {})
     wanted[topics.state] = (p, {"cleanup.policy": "compact", **big})
     missing = [t for t in wanted if t not in have]
     if missing and not topics.create:

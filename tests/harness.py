@@ -38,6 +38,7 @@ def topic_names(prefix: str) -> dict[str, Any]:
         "deadletter": f"{prefix}-deadletter",
         "state": f"{prefix}-state",
         "repartition": f"{prefix}-repartition",
+        "labels": f"{prefix}-labels",
         "partitions": 4,
     }
 

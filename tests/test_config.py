@@ -15,7 +15,7 @@ from detectors import ConfigError, EngineConfig, load_yaml
         ({"defaults": {"detectors": {"adwin": {"delt": 0.1}}}}, "'defaults.detectors.adwin.delt': unknown key"),
         ({"defaults": {"detectors": {"adwin": {"delta": 2}}}}, "'defaults.detectors.adwin.delta'"),
         ({"limits": {"max_series": 0}}, "'limits.max_series'"),
-        ({"bogus": 1}, "allowed: defaults, limits, monitors"),
+        ({"bogus": 1}, "allowed: defaults, label_targets, limits, monitors"),
         ({"monitors": [{"model": "m", "detectors": {"psi": {"window": "x"}}}]}, "'monitors[0].detectors.psi.window'"),
         ({"monitors": [{}, {"stagee": "x"}]}, "'monitors[1].stagee': unknown key"),
     ],
@@ -53,3 +53,12 @@ def test_yaml_errors_name_the_file(tmp_path: Path) -> None:
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="mapping at the top level"):
         load_yaml(bad)
+
+
+def test_label_settings_and_targets_are_checked() -> None:
+    cfg = EngineConfig.from_mapping({"label_targets": ["fraud/score"], "defaults": {"labels": {"ttl_s": 60}}})
+    assert cfg.label_homes == (("fraud", "score"),) and cfg.defaults.labels.ttl_s == 60
+    with pytest.raises(ConfigError, match="label_targets"):
+        EngineConfig.from_mapping({"label_targets": ["no-slash"]})
+    with pytest.raises(ConfigError, match=r"'defaults\.labels\.join'"):
+        EngineConfig.from_mapping({"defaults": {"labels": {"join": "sometimes"}}})

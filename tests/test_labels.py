@@ -1,0 +1,188 @@
+"""Labels joined to predictions by request_id, and concept drift on the joined pairs (in memory)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+
+from detectors import EngineConfig, MonitorBank
+from detectors.config import LabelSettings
+from detectors.join import JoinStats, LabelJoin
+from schemas import LabelEvent, PredictionEvent, load_schema
+
+from .labels_synth import T0, Labelled, concept_stream
+
+ALERT = jsonschema.Draft202012Validator(load_schema("alert"))
+METRICS = jsonschema.Draft202012Validator(load_schema("metrics"))
+CFG: dict[str, Any] = {"defaults": {"warmup_events": 1000, "alerts": {"cooldown_s": 60, "resolve_after_s": 60}}}
+
+
+def bank(**extra: Any) -> MonitorBank:
+    return MonitorBank(EngineConfig.from_mapping({**CFG, **extra}), wall_clock_ms=lambda: 0)
+
+
+def run(b: MonitorBank, data: Labelled, size: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    alerts, summaries = [], []
+    for evs, labs in data.batches(size):
+        out = b.process(evs, labs)
+        alerts += out.alerts
+        summaries += out.summaries
+    return alerts, summaries
+
+
+def pred(rid: str | None, ts: int, p: Any = "a", label: Any = None) -> PredictionEvent:
+    return PredictionEvent("m", "s", {}, ts, prediction=p, request_id=rid, label=label)
+
+
+def join(**kw: Any) -> LabelJoin:
+    return LabelJoin(LabelSettings(join="always", **kw))
+
+
+# ------------------------------------------------------------------ the join itself
+def test_a_label_waits_for_a_late_prediction_and_holds_the_ones_behind_it() -> None:
+    j, st = join(), JoinStats()
+    j.labels([LabelEvent("r1", "x", T0 + 50), LabelEvent("r0", "y", T0 + 60)], st)
+    j.predictions([pred("r0", T0)], T0, st)
+    assert j.drain(st) == []  # r0's label is ready, but r1's is ahead of it
+    j.predictions([pred("r1", T0 + 10, "b")], T0 + 10, st)
+    got = j.drain(st)
+    assert [(o.prediction, o.label, o.predicted_ts, o.label_ts) for o in got] == [
+        ("b", "x", T0 + 10, T0 + 50),
+        ("a", "y", T0, T0 + 60),
+    ]
+    assert (st.joined, st.unmatched, st.delays_ms) == (2, 0, [40, 60])
+
+
+def test_unmatched_expired_evicted_and_late_are_counted() -> None:
+    j, st = join(ttl_s=10, wait_s=1, max_pending=6), JoinStats()
+    j.predictions([pred(f"r{i}", T0 + i) for i in range(5)], T0 + 4, st)
+    j.labels([LabelEvent("nobody", 1, T0 + 5)], st)
+    assert j.drain(st) == [] and st.unmatched == 0  # may still come
+    j.predictions([pred("r9", T0 + 1_006)], T0 + 1_006, st)  # 1 s past the label: it gives up
+    j.drain(st)
+    assert st.unmatched == 1
+    j.predictions([pred("r10", T0 + 10_003)], T0 + 10_003, st)
+    j.drain(st)
+    assert st.evicted == 1 and st.expired == 2  # r0 by the cap, then r1 and r2 beyond the TTL
+    assert list(j.pending) == ["r3", "r4", "r9", "r10"]
+    j.labels([LabelEvent("r4", 1, T0 + 20_000)], st)  # 20 s after its prediction: ttl is 10 s
+    assert j.drain(st) == [] and st.late == 1
+
+
+def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
+    j, st = LabelJoin(LabelSettings()), JoinStats()
+    j.predictions([pred("r0", T0)], T0, st)
+    assert not j.active and not j.pending
+    j.labels([LabelEvent("r0", 1, T0 + 3)], st)  # kept from wait_s after this label: not its own
+    assert j.active and st.unmatched == 1 and j.since_ts == T0 + 30_003
+    j.predictions([pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], T0 + 30_003, st)
+    assert list(j.pending) == ["r2"]
+    j.labels([LabelEvent("r2", 1, T0 + 30_009)], st)
+    assert len(j.drain(st)) == 1 and st.joined == 1
+
+
+def test_inline_labels_join_on_the_spot_and_off_ignores_labels() -> None:
+    j, st = LabelJoin(LabelSettings()), JoinStats()
+    j.predictions([pred(None, T0, "a", label="a"), pred("r", T0 + 1, "a", label="b")], T0 + 1, st)
+    assert [(o.prediction, o.label) for o in j.drain(st)] == [("a", "a"), ("a", "b")] and st.inline == 2
+    off, st2 = LabelJoin(LabelSettings(join="off")), JoinStats()
+    off.predictions([pred("r", T0, label="b")], T0, st2)
+    off.labels([LabelEvent("r", 1, T0)], st2)
+    assert off.drain(st2) == [] and st2.unmatched == 1
+
+
+def test_join_state_round_trips_through_json() -> None:
+    j, st = join(), JoinStats()
+    j.predictions([pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], T0 + 1, st)
+    j.labels([LabelEvent("r5", True, T0 + 2), LabelEvent("r0", 2.0, T0 + 3)], st)
+    back = LabelJoin.from_json(j.settings, j.to_json())
+    assert (back.pending, back.waiting, back.watermark, back.active) == (j.pending, j.waiting, j.watermark, True)
+    j.predictions([pred("r5", T0 + 4)], T0 + 4, st)
+    back.predictions([pred("r5", T0 + 4)], T0 + 4, st)
+    assert j.drain(st) == back.drain(st) and len(back.waiting) == 0
+
+
+# ------------------------------------------------------------- concept drift on the bank
+def _only(alerts: list[dict[str, Any]], status: str = "firing") -> list[dict[str, Any]]:
+    return [a for a in alerts if a["status"] == status]
+
+
+def test_concept_drift_is_caught_from_delayed_labels_while_inputs_stay_put() -> None:
+    data = concept_stream(40_000, drift_at=20_000)
+    b = bank()
+    alerts, summaries = run(b, data, 1000)
+    firing = _only(alerts)
+    assert firing, "the changed relation went unnoticed"
+    for a in alerts:
+        assert ALERT.is_valid(a), list(ALERT.iter_errors(a))
+    assert {a["signal"] for a in firing} == {"error"}, [(a["signal"], a["detector"]) for a in firing]
+    first = min(a["detected_at"] for a in firing)
+    assert T0 + 20_000 * 10 < first < T0 + 26_000 * 10  # after the change, within 6k predictions
+    a = firing[0]
+    assert a["details"]["mean_after"] > a["details"]["mean_before"] + 0.05  # the error rate rose
+    st = b.joins
+    labelled = sum(isinstance(e, LabelEvent) for e in data.items)
+    assert st.joined + st.unmatched + st.late == labelled
+    assert st.unmatched < 0.1 * labelled  # those within wait_s (30 s: 3,000 predictions) of the first label
+    assert st.delays_ms and min(st.delays_ms) >= 0
+    sig = [s for s in summaries if "error" in s["signals"]]
+    assert sig and all(METRICS.is_valid(s) for s in sig)
+
+
+def test_regression_labels_watch_the_absolute_error() -> None:
+    data = concept_stream(30_000, drift_at=15_000, regression=True)
+    firing = _only(run(bank(), data, 1000)[0])
+    signals = {(a["signal"], a["detector"]) for a in firing}
+    assert ("abs_error", "adwin") in signals and ("abs_error", "page_hinkley") in signals, signals
+    assert {s for s, _ in signals} <= {"abs_error", "label"}  # the labels moved too: that is prior shift
+    assert min(a["detected_at"] for a in firing) > T0 + 15_000 * 10
+
+
+def test_no_label_alert_without_a_change() -> None:
+    data = concept_stream(60_000, drift_at=10**9, seed=3)
+    alerts, _ = run(bank(), data, 1000)
+    assert alerts == []
+
+
+@pytest.mark.parametrize("size", [97, 1000, 7_000])
+def test_label_alerts_do_not_depend_on_batching(size: int) -> None:
+    data = concept_stream(30_000, drift_at=15_000, early=0.05)
+    ref = [(a["alert_id"], a["status"], a["detected_at"]) for a in run(bank(), data, 2500)[0]]
+    got = [(a["alert_id"], a["status"], a["detected_at"]) for a in run(bank(), data, size)[0]]
+    assert ref and got == ref
+
+
+@pytest.mark.parametrize("cut", [6, 20, 31])
+def test_snapshot_mid_join_continues_like_an_uninterrupted_run(cut: int) -> None:
+    data = concept_stream(36_000, drift_at=18_000)
+    batches = data.batches(1000)
+    whole, _ = run(bank(), data, 1000)
+    first, head = bank(), []
+    for evs, labs in batches[:cut]:
+        head += first.process(evs, labs).alerts
+    second = bank()
+    for key in first.take_dirty():
+        second.restore(first.snapshot(key))
+    assert sum(len(m.join.pending) for m in second.monitors.values() if m.join) > 0
+    tail = []
+    for evs, labs in batches[cut:]:
+        tail += second.process(evs, labs).alerts
+    assert [a["alert_id"] for a in head + tail] == [a["alert_id"] for a in whole] and whole
+
+
+def test_labels_without_model_go_to_the_label_targets_and_every_variant() -> None:
+    cfg = {"label_targets": ["fraud/score"]}
+    a = concept_stream(12_000, drift_at=10**9, named=False, seed=1)
+    b = concept_stream(12_000, drift_at=10**9, named=False, seed=1, variant="shadow")
+    nowhere = bank()
+    run(nowhere, a, 1000)
+    assert nowhere.joins.joined == 0 and nowhere.joins.unmatched > 0  # no target: cannot be placed
+    both = bank(**cfg)
+    preds_b = [e for e in b.items if isinstance(e, PredictionEvent)]
+    for evs, labs in a.batches(1000):
+        both.process(evs + [e for e in preds_b if evs[0].ts <= e.ts <= evs[-1].ts], labs)
+    shadow = both.monitors[("fraud", "score", "shadow")]
+    primary = both.monitors[("fraud", "score", "primary")]
+    assert primary.joined > 1000 and shadow.joined == primary.joined

@@ -78,6 +78,7 @@ class MonitorBank:
         self._candidates: dict[tuple[str, str], dict[Key, VariantRule]] = {}  # (model, stage) -> compared, rule
         self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
         self.joins = JoinStats()
+        self._joins: dict[tuple[str, str], LabelJoin] = {}  # (model, stage) -> its label join
 
     # ----------------------------------------------------------------- batches
     def process(self, events: Sequence[Any], labels: Sequence[Any] = ()) -> BankOutput:
@@ -100,7 +101,6 @@ class MonitorBank:
         ts = np.fromiter((e.ts for e in evs), np.int64, n)
         feeds = BatchFeeds()
         touched: list[tuple[Monitor, int]] = []
-        joins: dict[Key, Monitor] = {}
         for g, key in enumerate(index):
             a, b = int(bounds[g]), int(bounds[g + 1])
             mon = self.monitors.get(key) or self._create(key)
@@ -110,21 +110,27 @@ class MonitorBank:
             self._ingest(mon, evs[a:b], ts[a:b], feeds)
             touched.append((mon, int(ts[b - 1])))
             self._dirty.add(key)
+        joins: set[tuple[str, str]] = set()
         if labels:
             self._queue_labels(labels, joins)
         for mon, _ in touched:
-            lo, hi = (int(x) for x in bounds[index[mon.key] : index[mon.key] + 2])
-            join = mon.join
-            assert join is not None
-            join.predictions(evs[lo:hi], int(ts[lo:hi].max()), self.joins)
-            if join.waiting or join.pending:
-                joins[mon.key] = mon
-        for key in sorted(joins):
-            mon = joins[key]
-            assert mon.join is not None
-            outcomes = mon.join.drain(self.joins)
-            if outcomes:
-                self._ingest_outcomes(mon, outcomes, feeds)
+            g = index[mon.key]
+            a, b = int(bounds[g]), int(bounds[g + 1])
+            join = self._joins[mon.key[:2]]
+            join.predictions(evs[a:b], mon.key[2], int(ts[a:b].max()), self.joins)
+            if join.waiting or join.active:
+                joins.add(mon.key[:2])
+        for pair in sorted(joins):
+            self._dirty.add((*pair, ""))
+            outcomes = self._joins[pair].drain(self.joins)
+            by_variant: dict[str, list[Outcome]] = {}
+            for o in outcomes:
+                by_variant.setdefault(o.variant, []).append(o)
+            for variant, outs in by_variant.items():
+                mon = self.monitors.get((*pair, variant))
+                if mon is not None:
+                    self._ingest_outcomes(mon, outs, feeds)
+                    self._dirty.add(mon.key)
         self._run(feeds, out)
         if self.config.variants and n:
             self._compare_variants(index, events, gids, out)
@@ -135,24 +141,21 @@ class MonitorBank:
             self._maybe_summary(mon, last_ts, out)
         return out
 
-    def _queue_labels(self, labels: Sequence[Any], joins: dict[Key, Monitor]) -> None:
-        """Each label to every variant of its (model, stage) (of ``label_targets`` when it names
-        none); a stage no monitor has seen cannot have its prediction."""
-        per: dict[Key, list[Any]] = {}
+    def _queue_labels(self, labels: Sequence[Any], joins: set[tuple[str, str]]) -> None:
+        """Each label to the join of its (model, stage), or of each ``label_targets`` stage when it
+        names none; a stage no monitor has seen cannot have its prediction."""
+        per: dict[tuple[str, str], list[Any]] = {}
         targets = self.config.label_homes
         for lab in labels:
             pairs = ((lab.model, lab.stage),) if lab.model is not None else targets
-            keys = [k for pair in pairs for k in self._by_pair.get(pair, ())]
-            if not keys:
+            known = [p for p in pairs if p in self._joins]
+            if not known:
                 self.joins.unmatched += 1
-            for k in keys:
-                per.setdefault(k, []).append(lab)
-        for key, labs in per.items():
-            mon = self.monitors[key]
-            assert mon.join is not None
-            mon.join.labels(labs, self.joins)
-            joins[key] = mon
-            self._dirty.add(key)
+            for p in known:
+                per.setdefault(p, []).append(lab)
+        for pair, labs in per.items():
+            self._joins[pair].labels(labs, self.joins)
+            joins.add(pair)
 
     def _ingest_outcomes(self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds) -> None:
         """Joined pairs into the monitor's label signals: the label's distribution, and the
@@ -254,6 +257,8 @@ class MonitorBank:
 
     def _track(self, key: Key) -> None:
         self._by_pair.setdefault(key[:2], []).append(key)
+        if key[:2] not in self._joins:
+            self._joins[key[:2]] = LabelJoin(self.config.label_settings(*key[:2]))
         rule = self.config.variant_rule(*key) if self.config.variants else None
         if rule is not None:
             self._candidates.setdefault(key[:2], {})[key] = rule
@@ -651,7 +656,10 @@ class MonitorBank:
         return dirty
 
     def snapshot(self, key: Key) -> bytes:
-        """Everything needed to continue this monitor elsewhere with identical detections."""
+        """Everything needed to continue this monitor elsewhere with identical detections; for a
+        key with variant ``""``, the label join of its (model, stage)."""
+        if key[2] == "":
+            return pack({"join": list(key[:2]), **self._joins[key[:2]].to_json()})
         mon = self.monitors[key]
         arrays: dict[str, np.ndarray] = {}
         for i, s in enumerate(mon.signals.values()):
@@ -678,6 +686,10 @@ class MonitorBank:
     def restore(self, blob: bytes) -> Key:
         """Load a monitor from :meth:`snapshot`, replacing any monitor with that key."""
         meta, arrays = unpack(blob)
+        if "join" in meta:
+            model, stage = (str(k) for k in meta["join"])
+            self._joins[(model, stage)] = LabelJoin.from_json(self.config.label_settings(model, stage), meta)
+            return (model, stage, "")
         model, stage, variant = (str(k) for k in meta["key"])
         key: Key = (model, stage, variant)
         if key in self.monitors:
@@ -724,11 +736,14 @@ class MonitorBank:
         mon.joined = int(meta.get("joined", 0))
         if "joined_marks" in arrays:
             mon.joined_marks = arrays["joined_marks"]
-        if meta.get("join") is not None:
-            mon.join = LabelJoin.from_json(mon.settings.labels, meta["join"])
         self.monitors[key] = mon
         self._track(key)
         return key
+
+    def join_backlog(self) -> tuple[int, int]:
+        """(predictions waiting for a label, labels waiting for a prediction) over all joins."""
+        joins = self._joins.values()
+        return sum(len(j.pending) for j in joins), sum(len(j.waiting) for j in joins)
 
     def nbytes(self) -> int:
         """Bytes held by the detector pools (numpy state), excluding Python objects."""

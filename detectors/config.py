@@ -104,7 +104,10 @@ class LabelSettings(_Strict):
         30.0, ge=0, description="A label waits until the predictions' event time passes its own by this much."
     )
     max_pending: int = Field(
-        10_000, ge=1, le=200_000, description="Predictions waiting for a label, per monitor (in its snapshot); oldest go."
+        10_000,
+        ge=1,
+        le=200_000,
+        description="Predictions waiting for a label, per monitor (in its snapshot); oldest go.",
     )
     max_waiting: int = Field(10_000, ge=1, description="Labels waiting for their prediction, per monitor.")
     warmup_pairs: int = Field(1000, ge=100, description="Joined pairs per signal that form the reference.")
@@ -248,6 +251,11 @@ class EngineConfig(_Strict):
             ):
                 return rule
         return self.defaults
+
+    def label_settings(self, model: str, stage: str) -> LabelSettings:
+        """Labels join per (model, stage), whatever the variant: the rules are matched as for the
+        ``primary`` variant."""
+        return self.settings_for(model, stage, "primary").labels
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> EngineConfig:

@@ -13,7 +13,6 @@ from typing import Any, Literal
 import numpy as np
 
 from .config import MonitorSettings
-from .join import LabelJoin
 from .policy import AlertState
 from .reference import SignalProfile, categorical_profile, numeric_profile
 
@@ -98,14 +97,10 @@ class Monitor:
     layout: Any = None  # the bank's cached mapping of signals to block rows
     comparison: Any = None  # variants.Comparison when this variant is compared with a baseline
     fired: list[tuple[int, str]] = field(default_factory=list)  # recent firings (event time, id): pipelines
-    join: LabelJoin | None = None  # labels meeting predictions; see detectors.join
-    # Joined pairs form a second stream of the monitor, with its own positions and marks.
+    # Predictions joined with their labels (detectors.join) form a second stream of the monitor,
+    # with its own positions and marks.
     joined: int = 0
     joined_marks: np.ndarray = field(default_factory=lambda: np.full((_MARKS, 2), -1, np.int64))
-
-    def __post_init__(self) -> None:
-        if self.join is None:
-            self.join = LabelJoin(self.settings.labels)
 
     def mark(self, pos: np.ndarray, ts: np.ndarray, outcomes: bool = False) -> None:
         """Remember the event time of every ``MARK_STRIDE``-th position, to date window starts
@@ -158,5 +153,4 @@ class Monitor:
             "comparison": self.comparison.to_json() if self.comparison is not None else None,
             "fired": [list(f) for f in self.fired],
             "joined": self.joined,
-            "join": self.join.to_json() if self.join is not None else None,
         }

@@ -459,9 +459,9 @@ class Processor:
         monitors = sum(len(b.monitors) for b in self.banks.values())
         self.metrics.monitors.set(monitors)
         self.metrics.series.set(sum(b.stats.series for b in self.banks.values()))
-        joins = [m.join for b in self.banks.values() for m in b.monitors.values() if m.join is not None]
-        self.metrics.join_pending.labels("predictions").set(sum(len(j.pending) for j in joins))
-        self.metrics.join_pending.labels("labels").set(sum(len(j.waiting) for j in joins))
+        backlog = [b.join_backlog() for b in self.banks.values()]
+        self.metrics.join_pending.labels("predictions").set(sum(p for p, _ in backlog))
+        self.metrics.join_pending.labels("labels").set(sum(w for _, w in backlog))
         c = self._counts
         log.info(
             "consumed %d (%.0f/s) processed %d rejected %d re-keyed %d covered %d labels %d joined %d alerts %d "

@@ -44,63 +44,63 @@ def join(**kw: Any) -> LabelJoin:
 def test_a_label_waits_for_a_late_prediction_and_holds_the_ones_behind_it() -> None:
     j, st = join(), JoinStats()
     j.labels([LabelEvent("r1", "x", T0 + 50), LabelEvent("r0", "y", T0 + 60)], st)
-    j.predictions([pred("r0", T0)], T0, st)
+    j.predictions([pred("r0", T0)], "primary", T0, st)
     assert j.drain(st) == []  # r0's label is ready, but r1's is ahead of it
-    j.predictions([pred("r1", T0 + 10, "b")], T0 + 10, st)
+    j.predictions([pred("r1", T0 + 10, "b")], "primary", T0 + 10, st)
     got = j.drain(st)
-    assert [(o.prediction, o.label, o.predicted_ts, o.label_ts) for o in got] == [
-        ("b", "x", T0 + 10, T0 + 50),
-        ("a", "y", T0, T0 + 60),
+    assert [(o.variant, o.prediction, o.label, o.predicted_ts, o.label_ts) for o in got] == [
+        ("primary", "b", "x", T0 + 10, T0 + 50),
+        ("primary", "a", "y", T0, T0 + 60),
     ]
     assert (st.joined, st.unmatched, st.delays_ms) == (2, 0, [40, 60])
 
 
 def test_unmatched_expired_evicted_and_late_are_counted() -> None:
     j, st = join(ttl_s=10, wait_s=1, max_pending=6), JoinStats()
-    j.predictions([pred(f"r{i}", T0 + i) for i in range(5)], T0 + 4, st)
+    j.predictions([pred(f"r{i}", T0 + i) for i in range(5)], "primary", T0 + 4, st)
     j.labels([LabelEvent("nobody", 1, T0 + 5)], st)
     assert j.drain(st) == [] and st.unmatched == 0  # may still come
-    j.predictions([pred("r9", T0 + 1_006)], T0 + 1_006, st)  # 1 s past the label: it gives up
+    j.predictions([pred("r9", T0 + 1_006)], "primary", T0 + 1_006, st)  # 1 s past the label: it gives up
     j.drain(st)
     assert st.unmatched == 1
-    j.predictions([pred("r10", T0 + 10_003)], T0 + 10_003, st)
+    j.predictions([pred("r10", T0 + 10_003)], "primary", T0 + 10_003, st)
     j.drain(st)
     assert st.evicted == 1 and st.expired == 2  # r0 by the cap, then r1 and r2 beyond the TTL
-    assert list(j.pending) == ["r3", "r4", "r9", "r10"]
+    assert [rid for rid, _ in j.pending] == ["r3", "r4", "r9", "r10"]
     j.labels([LabelEvent("r4", 1, T0 + 20_000)], st)  # 20 s after its prediction: ttl is 10 s
     assert j.drain(st) == [] and st.late == 1
 
 
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
     j, st = LabelJoin(LabelSettings()), JoinStats()
-    j.predictions([pred("r0", T0)], T0, st)
+    j.predictions([pred("r0", T0)], "primary", T0, st)
     assert not j.active and not j.pending
     j.labels([LabelEvent("r0", 1, T0 + 3)], st)  # kept from wait_s after this label: not its own
     assert j.active and st.unmatched == 1 and j.since_ts == T0 + 30_003
-    j.predictions([pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], T0 + 30_003, st)
-    assert list(j.pending) == ["r2"]
+    j.predictions([pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], "primary", T0 + 30_003, st)
+    assert list(j.pending) == [("r2", "primary")]
     j.labels([LabelEvent("r2", 1, T0 + 30_009)], st)
     assert len(j.drain(st)) == 1 and st.joined == 1
 
 
 def test_inline_labels_join_on_the_spot_and_off_ignores_labels() -> None:
     j, st = LabelJoin(LabelSettings()), JoinStats()
-    j.predictions([pred(None, T0, "a", label="a"), pred("r", T0 + 1, "a", label="b")], T0 + 1, st)
+    j.predictions([pred(None, T0, "a", label="a"), pred("r", T0 + 1, "a", label="b")], "primary", T0 + 1, st)
     assert [(o.prediction, o.label) for o in j.drain(st)] == [("a", "a"), ("a", "b")] and st.inline == 2
     off, st2 = LabelJoin(LabelSettings(join="off")), JoinStats()
-    off.predictions([pred("r", T0, label="b")], T0, st2)
+    off.predictions([pred("r", T0, label="b")], "primary", T0, st2)
     off.labels([LabelEvent("r", 1, T0)], st2)
     assert off.drain(st2) == [] and st2.unmatched == 1
 
 
 def test_join_state_round_trips_through_json() -> None:
     j, st = join(), JoinStats()
-    j.predictions([pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], T0 + 1, st)
+    j.predictions([pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], "primary", T0 + 1, st)
     j.labels([LabelEvent("r5", True, T0 + 2), LabelEvent("r0", 2.0, T0 + 3)], st)
     back = LabelJoin.from_json(j.settings, j.to_json())
     assert (back.pending, back.waiting, back.watermark, back.active) == (j.pending, j.waiting, j.watermark, True)
-    j.predictions([pred("r5", T0 + 4)], T0 + 4, st)
-    back.predictions([pred("r5", T0 + 4)], T0 + 4, st)
+    j.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
+    back.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
     assert j.drain(st) == back.drain(st) and len(back.waiting) == 0
 
 
@@ -154,22 +154,55 @@ def test_label_alerts_do_not_depend_on_batching(size: int) -> None:
     assert ref and got == ref
 
 
+def _checkpointed(b: MonitorBank, batches: list[tuple[list[PredictionEvent], list[LabelEvent]]],
+                  state: dict[Any, bytes]) -> list[dict[str, Any]]:  # fmt: skip
+    """Process, writing what changed after each batch, as a runtime's checkpoints do."""
+    alerts = []
+    for evs, labs in batches:
+        alerts += b.process(evs, labs).alerts
+        for key in b.take_dirty():
+            state[key] = b.snapshot(key)
+    return alerts
+
+
+def _restored(state: dict[Any, bytes], **extra: Any) -> MonitorBank:
+    b = bank(**extra)
+    for blob in state.values():
+        b.restore(blob)
+    return b
+
+
 @pytest.mark.parametrize("cut", [6, 20, 31])
 def test_snapshot_mid_join_continues_like_an_uninterrupted_run(cut: int) -> None:
     data = concept_stream(36_000, drift_at=18_000)
     batches = data.batches(1000)
     whole, _ = run(bank(), data, 1000)
-    first, head = bank(), []
-    for evs, labs in batches[:cut]:
-        head += first.process(evs, labs).alerts
-    second = bank()
-    for key in first.take_dirty():
-        second.restore(first.snapshot(key))
-    assert sum(len(m.join.pending) for m in second.monitors.values() if m.join) > 0
-    tail = []
-    for evs, labs in batches[cut:]:
-        tail += second.process(evs, labs).alerts
+    state: dict[Any, bytes] = {}
+    head = _checkpointed(bank(), batches[:cut], state)
+    second = _restored(state)
+    assert sum(len(j.pending) for j in second._joins.values()) > 0
+    tail = _checkpointed(second, batches[cut:], state)
     assert [a["alert_id"] for a in head + tail] == [a["alert_id"] for a in whole] and whole
+
+
+def test_labels_alone_after_a_restart_meet_the_restored_predictions() -> None:
+    """Every prediction and half the labels, a restart, then the other half (labels only). The
+    join keeps predictions from the start: in auto mode none would be kept before the first label."""
+    always = {"defaults": {**CFG["defaults"], "labels": {"join": "always", "max_pending": 100_000}}}
+    data = concept_stream(36_000, drift_at=18_000)
+    preds = [e for e in data.items if isinstance(e, PredictionEvent)]
+    labels = [e for e in data.items if isinstance(e, LabelEvent)]
+    half = len(labels) // 2
+    whole = run(bank(**always), data, 1000)[0]
+    split = [(preds[i : i + 1000], []) for i in range(0, len(preds), 1000)]
+    split += [([], labels[i : min(i + 500, half)]) for i in range(0, half, 500)]
+    state: dict[Any, bytes] = {}
+    head = _checkpointed(bank(**always), split, state)  # type: ignore[arg-type]
+    second = _restored(state, **always)
+    tail = _checkpointed(second, [([], labels[i : i + 500]) for i in range(half, len(labels), 500)], state)
+    assert second.joins.joined == len(labels) - half
+    firing = lambda docs: {a["alert_id"] for a in docs if a["status"] == "firing"}  # noqa: E731
+    assert firing(head + tail) == firing(whole) and firing(whole)
 
 
 def test_labels_without_model_go_to_the_label_targets_and_every_variant() -> None:
@@ -186,3 +219,22 @@ def test_labels_without_model_go_to_the_label_targets_and_every_variant() -> Non
     shadow = both.monitors[("fraud", "score", "shadow")]
     primary = both.monitors[("fraud", "score", "primary")]
     assert primary.joined > 1000 and shadow.joined == primary.joined
+
+
+def test_a_canary_and_its_baseline_each_join_the_labels_of_their_own_requests() -> None:
+    data = concept_stream(20_000, drift_at=10**9, seed=4)
+    canary = {
+        e.request_id
+        for e in data.items
+        if isinstance(e, PredictionEvent) and int(str(e.request_id).rsplit("-", 1)[1]) % 10 == 0
+    }
+    for e in data.items:
+        if isinstance(e, PredictionEvent) and e.request_id in canary:
+            e.variant = "canary"
+    b = bank()
+    run(b, data, 1000)
+    primary, cand = b.monitors[("fraud", "score", "primary")], b.monitors[("fraud", "score", "canary")]
+    labelled = sum(isinstance(e, LabelEvent) for e in data.items)
+    assert cand.joined > 300 and primary.joined > 5 * cand.joined
+    assert primary.joined + cand.joined == b.joins.joined  # a label meets the one variant that served it
+    assert b.joins.unmatched < 0.2 * labelled  # only before the join started (wait_s after the first label)

@@ -101,14 +101,12 @@ class LabelSettings(_Strict):
     )
     ttl_s: float = Field(86_400.0, gt=0, description="Event time a prediction waits for its label.")
     wait_s: float = Field(
-        30.0, ge=0, description="A label waits until the predictions' event time passes its own by this much."
+        5.0, ge=0, description="A label waits until the predictions' event time passes its own by this much."
     )
     max_pending: int = Field(
-        10_000,
-        ge=1,
-        le=200_000,
-        description="Predictions waiting for a label, per monitor (in its snapshot); oldest go.",
-    )
+        50_000, ge=1, le=200_000,
+        description="Predictions waiting for a label, per stage (written whole at each checkpoint); oldest go.",
+    )  # fmt: skip
     max_waiting: int = Field(10_000, ge=1, description="Labels waiting for their prediction, per monitor.")
     warmup_pairs: int = Field(1000, ge=100, description="Joined pairs per signal that form the reference.")
 

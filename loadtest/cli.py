@@ -59,7 +59,8 @@ def _run_session(args: argparse.Namespace) -> int:
     if args.rate and args.event_rate is None:
         sc = sc.model_copy(update={"rate": args.rate})  # event time then keeps pace with the wall clock
     tag = None if args.no_tag else (args.tag or uuid.uuid4().hex[:6])
-    target = Target(args.bootstrap, args.topic, args.alerts_topic, args.metrics_topic, args.metrics_url or None)
+    target = Target(args.bootstrap, args.topic, args.alerts_topic, args.metrics_topic, args.labels_topic or None,
+                    args.metrics_url or None)  # fmt: skip
     try:
         outcome = run_loadtest(sc, target, Path(args.out), rate=args.rate, tag=tag, progress=not args.quiet)
     except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:  # the metrics endpoint
@@ -84,11 +85,12 @@ def _replay(args: argparse.Namespace) -> int:
     try:
         res = replay(read_events(path), args.bootstrap, args.topic, rate=args.rate, speedup=args.speedup,
                      restamp=args.restamp, key_field=args.key_field, total=total, metrics_url=args.metrics_url,
-                     progress=not args.quiet)  # fmt: skip
+                     progress=not args.quiet, labels_topic=args.labels_topic or None)  # fmt: skip
     except ValueError as exc:  # an unreadable input file (e.g. Parquet without pyarrow)
         print(f"driftstream loadtest replay: {exc}", file=sys.stderr)
         return 2
-    line = f"sent {res.sent:,} events in {res.seconds:.1f} s = {res.rate:,.0f}/s"
+    labels = f" and {res.labels:,} labels" if res.labels else ""
+    line = f"sent {res.sent:,} events{labels} in {res.seconds:.1f} s = {res.rate:,.0f} events/s"
     if res.target_rate:
         line += f" (target {res.target_rate:,.0f}/s, {res.rate_error_percent:+.1f} %)"
     print(line + f"; {res.errors} delivery errors")
@@ -156,6 +158,9 @@ def add_commands(sub: Any) -> None:
     s.add_argument("--alerts-topic", default="drift-alerts")
     s.add_argument("--metrics-topic", default="drift-metrics")
     s.add_argument(
+        "--labels-topic", default="labels", help="where the scenario's labels go ('' = with the predictions)"
+    )
+    s.add_argument(
         "--metrics-url",
         default="http://127.0.0.1:9464/metrics",
         help="the processor's /metrics: throughput, lag and when it has caught up ('' = none)",
@@ -170,6 +175,7 @@ def add_commands(sub: Any) -> None:
     r.add_argument("file")
     r.add_argument("--bootstrap", default="127.0.0.1:9092")
     r.add_argument("--topic", default="predictions")
+    r.add_argument("--labels-topic", default="labels", help="label events (no features) go here ('' = --topic)")
     pace = r.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=_positive, help="target events/s (default: as fast as possible)")
     pace.add_argument("--speedup", type=_positive, help="follow recorded event time, N times faster")

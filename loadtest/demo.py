@@ -111,7 +111,7 @@ def run_demo(bootstrap: str | None = None, out: Path = Path("driftstream-demo"),
         p = "" if broker is not None else f"demo-{uuid.uuid4().hex[:6]}-"
         topics: dict[str, Any] = {"input": [f"{p}predictions"], "alerts": f"{p}drift-alerts",
                                   "metrics": f"{p}drift-metrics", "deadletter": f"{p}drift-deadletter",
-                                  "state": f"{p}driftstream-state",
+                                  "state": f"{p}driftstream-state", "labels": f"{p}labels",
                                   "repartition": f"{p}driftstream-repartition"}  # fmt: skip
         gen = generate(preset("demo"))
         events_path, truth_path = write(gen, out / "scenario")
@@ -127,13 +127,13 @@ def run_demo(bootstrap: str | None = None, out: Path = Path("driftstream-demo"),
         live = _LiveAlerts(bootstrap, topics["alerts"])
         metrics_url = f"http://127.0.0.1:{port}/metrics"
         res = replay(read_events(events_path), bootstrap, topics["input"][0], rate=rate, restamp=True,
-                     metrics_url=metrics_url, progress=False)  # fmt: skip
+                     metrics_url=metrics_url, progress=False, labels_topic=topics["labels"])  # fmt: skip
         caught_up = wait_caught_up(metrics_url, res.sent, timeout_s=60)
         time.sleep(3)  # the last checkpoint's alerts
         live.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        target = Target(bootstrap, topics["input"][0], topics["alerts"], topics["metrics"])
+        target = Target(bootstrap, topics["input"][0], topics["alerts"], topics["metrics"], topics["labels"])
         result, report = evaluate_run(target, truth, events_path, res, out)
         outcome = Outcome(result, report, res, caught_up)
         print()

@@ -2,7 +2,9 @@
 
 An alert is *attributed* when a ground-truth entry of its key names its signal and its window
 ends inside that entry's span (plus ``tolerance`` events after the span: returning to the old
-concept is a change too). Every other firing alert is a false alert. A drift is *detected* by
+concept is a change too). Entries of signals from joined labels (``clock: ts``) are spans of event
+time, up to the last label of the span, since positions in the stream of joined pairs depend on
+which labels met their predictions. Every other firing alert is a false alert. A drift is *detected* by
 the first attributed alert of its key, or by one still firing when it started (a recurring
 concept); the delay is counted in the key's events and in event-time seconds.
 """
@@ -74,14 +76,21 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], *, ts_shift_ms: i
     by_key_signal: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
     for e in entries:  # positions count in the variant's own stream (a canary's events only)
         by_key_signal[(e["key"], e.get("variant", "primary"), e["signal"])].append(e)
-    firing = sorted((a for a in alerts if a["status"] == "firing"), key=lambda a: a["window"]["last_position"])
+    firing = sorted((a for a in alerts if a["status"] == "firing"), key=lambda a: a["detected_at"])
+    sc = truth["scenario"]
+    tolerance_ms = tolerance * len(sc["keys"]) * 1000 / sc["rate"]
+
+    def inside(e: dict[str, Any], a: dict[str, Any]) -> bool:
+        if e.get("clock") == "ts":
+            at = a["window"]["last_ts"] - ts_shift_ms
+            return bool(e["start_ts"] <= at < e["end_ts"] + tolerance_ms)
+        return bool(e["start_position"] <= a["window"]["last_position"] < e["end_position"] + tolerance)
+
     resolved = {a["alert_id"]: a["window"]["last_position"] for a in alerts if a["status"] == "resolved"}
     attributed: list[tuple[dict[str, Any], dict[str, Any]]] = []
     false: list[dict[str, Any]] = []
     for a in firing:
-        pos = a["window"]["last_position"]
-        hits = [e for e in by_key_signal.get((_key(a), a.get("variant", "primary"), a["signal"]), [])
-                if e["start_position"] <= pos < e["end_position"] + tolerance]  # fmt: skip
+        hits = [e for e in by_key_signal.get((_key(a), a.get("variant", "primary"), a["signal"]), []) if inside(e, a)]
         if hits:
             attributed += [(a, e) for e in hits]
         else:
@@ -91,7 +100,7 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], *, ts_shift_ms: i
         # alerts on any signal this drift moved on its own key (e.g. PSI of a feature whose missing rate spiked)
         mine = [(a, x) for a, x in attributed if x["source"] == e["source"] and x["key"] == e["key"]
                 and x["start_position"] == e["start_position"]]  # fmt: skip
-        first = min(mine, key=lambda ax: ax[0]["window"]["last_position"])[0] if mine else None
+        first = min(mine, key=lambda ax: ax[0]["detected_at"])[0] if mine else None
         still = None
         if first is None:  # a recurring concept: the alert of an earlier phase may still be firing
             for a, x in attributed:
@@ -105,8 +114,9 @@ def score(truth: dict[str, Any], alerts: list[dict[str, Any]], *, ts_shift_ms: i
         row = {k: e[k] for k in ("key", "signal", "kind", "start_position", "end_position", "magnitude")}
         row["start_ts"] = e["start_ts"] + ts_shift_ms
         if first is not None:
+            by_ts = e.get("clock") == "ts"  # no position of the key's stream to count from
             row |= {"detected": True, "by": f"{first['signal']} {first['detector']}",
-                    "delay_events": first["window"]["last_position"] - e["start_position"],
+                    "delay_events": None if by_ts else first["window"]["last_position"] - e["start_position"],
                     "delay_s": (first["detected_at"] - row["start_ts"]) / 1000.0}  # fmt: skip
         elif still is not None:
             row |= {"detected": True, "by": f"{still['signal']} {still['detector']} (still firing)",

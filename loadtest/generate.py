@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from .labels import DELAY_CAP, delays, outcome_signal, truth
 from .scenario import TEMPLATES, VARIANT_KINDS, Drift, KeySpec, Scenario
 
 __all__ = ["Generated", "generate", "write"]
@@ -79,12 +80,14 @@ class Generated:
         self.columns: dict[str, dict[str, Any]] = {}
         self.truth: list[dict[str, Any]] = []
         self._canary: dict[str, np.ndarray | None] = {}
+        self._index = {s.key: i for i, s in enumerate(sc.keys)}
         upstream_of = {p[i + 1]: p[i] for p in sc.pipelines for i in range(len(p) - 1)}
         order = sorted(sc.keys, key=lambda k: _depth(k.key, upstream_of))
         for spec in order:
             up = upstream_of.get(spec.key)
             self.columns[spec.key] = self._key(spec, rng, self.columns[up] if up else None)
         self._propagate(upstream_of)
+        self._outcomes()
         self.request_ids = [f"r{i:09d}" for i in range(self.per_key)]
 
     # ------------------------------------------------------------------ one key
@@ -106,6 +109,7 @@ class Generated:
         canary = rng.random(n) < spec.canary_share if spec.canary_share else None
         self._canary[spec.key] = canary
         lat_factor = np.ones(n)
+        concept = np.zeros(n)
         missing_p = {name: np.full(n, sc.missing_rate) for name in num}
         for i, d in enumerate(drifts):
             name = d.signal.split(":", 1)[1] if ":" in d.signal else ""
@@ -126,6 +130,8 @@ class Generated:
                 canary_shift += m * (d.magnitude if d.magnitude is not None else 2.0)
             elif d.kind == "shadow-disagreement":
                 disagree.append((m, d.magnitude if d.magnitude is not None else 0.3))
+            elif d.kind == "concept":
+                concept += m * (d.magnitude if d.magnitude is not None else 1.0)
             self._record(spec, d, i)
         missing = {name: rng.random(n) < p for name, p in missing_p.items()}
         logit = logit_shift + rng.normal(0.0, 0.5, n)
@@ -142,6 +148,7 @@ class Generated:
             assert shadow is not None
             flip = (m > 0) & (rng.random(n) < share)
             shadow[flip] = _other(t, pred[flip])
+        labels = self._truth(spec, t, num, ref, upstream, np.minimum(concept, 1.0))
         for name, v in num.items():
             num[name] = np.where(missing[name], np.nan, v.round(4))
         for name, v in cat.items():
@@ -151,17 +158,59 @@ class Generated:
         lat = (rng.gamma(shape, scale, n) * lat_factor).round(3)
         return {"spec": spec, "numeric": num, "categorical": cat, "prediction": pred, "latency": lat,
                 "weights": t["weights"], "upstream_name": t.get("upstream"), "canary": canary,
-                "shadow": shadow}  # fmt: skip
+                "shadow": shadow, **labels}  # fmt: skip
+
+    def _truth(self, spec: KeySpec, t: dict[str, Any], num: dict[str, np.ndarray], ref: dict[str, tuple[float, float]],
+               upstream: dict[str, Any] | None, concept: np.ndarray) -> dict[str, Any]:  # fmt: skip
+        """The right answers (see ``labels``): the learned relation on the real inputs, the upstream
+        stage's truth in place of its prediction."""
+        rng = np.random.default_rng([self.scenario.seed, 7919, self._index[spec.key]])
+        base = np.zeros(self.per_key)
+        for name, w in t["weights"].items():
+            mean, sd = ref[name]
+            col = upstream["true_score"] if upstream is not None and name == t.get("upstream") else num[name]
+            base += w * (col - mean) / sd
+        labels, score = truth(t, base, concept, rng)
+        return {"labels": labels, "true_score": score, "labelled": rng.random(self.per_key) < spec.label_share,
+                "delay": delays(spec, self.per_key, rng)}  # fmt: skip
 
     # ------------------------------------------------------------ ground truth
     def _entry(self, spec: KeySpec, d: Drift, signal: str, role: str, source: int, span: tuple[int, int]) -> None:
+        """One moved signal. Signals of joined labels count positions in the stream of joined pairs,
+        which the generator cannot know: their entries say ``clock: ts`` and end when the last
+        label of the span can have arrived."""
         a, b = span
+        outcome = signal in _OUTCOME_SIGNALS
+        end_ts = self.ts_of(spec.key, max(b - 1, a)) + (_max_delay_ms(spec) if outcome else 0)
         self.truth.append({
             "key": spec.key, "model": spec.model, "stage": spec.stage, "variant": spec.variant, "signal": signal,
             "kind": d.kind, "role": role, "source": source, "start_position": a, "end_position": b,
-            "start_ts": self.ts_of(spec.key, a), "end_ts": self.ts_of(spec.key, max(b - 1, a)),
-            "magnitude": d.magnitude,
+            "start_ts": self.ts_of(spec.key, a), "end_ts": end_ts, "magnitude": d.magnitude,
+            **({"clock": "ts"} if outcome else {}),
         })  # fmt: skip
+
+    def _outcomes(self) -> None:
+        """A labelled stage's error moves with its prediction (the truth did not) and with the truth
+        of its upstream stage (a concept drift there), even when its own relation holds."""
+        specs = {s.key: s for s in self.scenario.keys}
+        upstream_of = {p[i + 1]: p[i] for p in self.scenario.pipelines for i in range(len(p) - 1)}
+        for e in list(self.truth):
+            spec = specs[e["key"]]
+            moved = [spec] if e["signal"] == "prediction" and e["variant"] == spec.variant else []
+            if e["kind"] == "concept" and e["role"] == "injected":
+                moved += [s for down, up in upstream_of.items() if up == e["key"]
+                          for s in (specs[down],) if TEMPLATES[s.template]["weights"].get(
+                              TEMPLATES[s.template].get("upstream", ""))]  # fmt: skip
+            for s in moved:
+                if not s.label_share:
+                    continue
+                role = "propagated" if s.key != e["key"] else "derived"
+                d = Drift(kind=e["kind"], key=s.key, start=e["start_position"], end=e["end_position"],
+                          magnitude=e["magnitude"])  # fmt: skip
+                have = {(x["key"], x["signal"], x["source"], x["start_position"]) for x in self.truth}
+                for sig in (outcome_signal(TEMPLATES[s.template]), "label"):
+                    if (s.key, sig, e["source"], e["start_position"]) not in have:
+                        self._entry(s, d, sig, role, e["source"], (e["start_position"], e["end_position"]))
 
     def _record(self, spec: KeySpec, d: Drift, _: int) -> None:
         if d.kind == "none":
@@ -170,6 +219,11 @@ class Generated:
             self._record_variant(spec, d)
             return
         source = len({e["source"] for e in self.truth if e["role"] == "injected"})
+        if d.kind == "concept":
+            for span in _phases(d, self.per_key):
+                self._entry(spec, d, outcome_signal(TEMPLATES[spec.template]), "injected", source, span)
+                self._entry(spec, d, "label", "derived", source, span)
+            return
         name = d.signal.split(":", 1)[1] if ":" in d.signal else ""
         primary = {"latency-regression": "latency_ms", "prediction-shift": "prediction"}.get(d.kind, d.signal)
         weights = TEMPLATES[spec.template]["weights"]
@@ -229,10 +283,28 @@ class Generated:
     def signals(self, key: str) -> list[str]:
         col = self.columns[key]
         names = sorted([*col["numeric"], *col["categorical"]])
-        return [f"feature:{n}" for n in names] + [f"missing:{n}" for n in names] + ["prediction", "latency_ms"]
+        outcomes = ["label", outcome_signal(TEMPLATES[col["spec"].template])] if col["spec"].label_share else []
+        return [f"feature:{n}" for n in names] + [f"missing:{n}" for n in names] + ["prediction", "latency_ms",
+                                                                                    *outcomes]  # fmt: skip
+
+    def labels(self) -> list[tuple[int, bytes]]:
+        """(event time, JSON) of every label, in event-time order: a labelled request's label comes
+        its delay after the prediction."""
+        out: list[tuple[int, int, int, bytes]] = []
+        for k, spec in enumerate(self.scenario.keys):
+            c = self.columns[spec.key]
+            for p in np.flatnonzero(c["labelled"]).tolist():
+                ts = self.ts_of(spec.key, p) + int(c["delay"][p])
+                label = c["labels"][p]
+                doc = {"request_id": self.request_ids[p], "label": label if isinstance(label, str) else int(label),
+                       "ts": ts, "model": spec.model, "stage": spec.stage}  # fmt: skip
+                out.append((ts, k, p, orjson.dumps(doc)))
+        out.sort(key=lambda x: x[:3])
+        return [(ts, doc) for ts, _, _, doc in out]
 
     def events(self) -> Iterator[bytes]:
-        """JSON lines in stream order: request by request, each key once per request."""
+        """JSON lines in stream order: request by request, each key once per request; each label
+        (no ``features``) just before the first prediction later than it."""
         sc = self.scenario
         cols = []
         for spec in sc.keys:
@@ -244,25 +316,34 @@ class Generated:
             cols.append((spec, feats, c["prediction"].tolist(), c["latency"].tolist(), variants, shadow))
         step = 1000 / sc.rate
         i = 0
+        labels = self.labels()
+        li = 0
         for p in range(self.per_key):
             rid = self.request_ids[p]
             for spec, feats, pred, lat, variants, shadow in cols:
+                ts = sc.start_ts + int(i * step)
+                while li < len(labels) and labels[li][0] < ts:
+                    yield labels[li][1]
+                    li += 1
                 f = {n: (None if v != v else v) for n, v in ((n, col[p]) for n, col in feats)}
                 doc = {
                     "model": spec.model, "stage": spec.stage, "variant": variants[p] if variants else spec.variant,
-                    "version": "1", "ts": sc.start_ts + int(i * step), "features": f, "prediction": pred[p],
+                    "version": "1", "ts": ts, "features": f, "prediction": pred[p],
                     "latency_ms": lat[p], "request_id": rid,
                 }  # fmt: skip
                 yield orjson.dumps(doc)
                 if shadow is not None:  # the same request, scored by the shadow too
                     yield orjson.dumps({**doc, "variant": "shadow", "prediction": shadow[p]})
                 i += 1
+        for _, rest in labels[li:]:
+            yield rest
 
     def truth_document(self) -> dict[str, Any]:
         sc = self.scenario
         return {
             "scenario": sc.model_dump(),
             "events": self.per_key * (len(sc.keys) + sum(k.shadow for k in sc.keys)),
+            "labels": sum(int(self.columns[k.key]["labelled"].sum()) for k in sc.keys),
             "keys": [{"key": s.key, "model": s.model, "stage": s.stage, "variant": s.variant,
                       "events": self.per_key, "signals": self.signals(s.key)} for s in sc.keys],
             "drifts": self.truth,
@@ -282,6 +363,14 @@ def _other(template: dict[str, Any], pred: np.ndarray) -> np.ndarray:
         nxt: dict[Any, Any] = dict(zip(_CLASSES.tolist(), np.roll(_CLASSES, -1).tolist(), strict=True))
         return np.array([nxt[x] for x in pred], dtype=object)
     return (1.0 - pred.astype(np.float64)).round(6)
+
+
+_OUTCOME_SIGNALS = ("error", "abs_error", "label")
+
+
+def _max_delay_ms(spec: KeySpec) -> int:
+    factor = {"fixed": 1.0, "uniform": 2.0, "exponential": DELAY_CAP}[spec.label_delay_dist]
+    return int(spec.label_delay_s * 1000 * factor)
 
 
 def _depth(key: str, upstream_of: dict[str, str]) -> int:

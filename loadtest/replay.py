@@ -28,7 +28,8 @@ _EVENT_FIELDS = ("model", "stage", "ts", "version", "variant", "prediction", "la
 
 @dataclass
 class ReplayResult:
-    sent: int = 0
+    sent: int = 0  # prediction events (what ``rate`` paces)
+    labels: int = 0  # label events, besides
     errors: int = 0
     seconds: float = 0.0
     target_rate: float | None = None
@@ -45,7 +46,8 @@ class ReplayResult:
         return None if not self.target_rate else 100.0 * (self.rate - self.target_rate) / self.target_rate
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sent": self.sent, "errors": self.errors, "seconds": self.seconds, "rate": self.rate,
+        return {"sent": self.sent, "labels": self.labels, "errors": self.errors, "seconds": self.seconds,
+                "rate": self.rate,
                 "target_rate": self.target_rate, "rate_error_percent": self.rate_error_percent,
                 "ts_shift_ms": self.ts_shift_ms, "started_at_ms": self.started_at_ms,
                 "metrics_samples": self.samples}  # fmt: skip
@@ -114,8 +116,10 @@ def scrape(url: str, timeout: float = 2.0) -> dict[str, float]:
 def replay(events: Iterator[dict[str, Any]], bootstrap: str, topic: str, *, rate: float | None = None,
            speedup: float | None = None, restamp: bool = False, key_field: str | None = None,
            total: int | None = None, metrics_url: str | None = None, progress: bool = True,
-           client: dict[str, Any] | None = None) -> ReplayResult:  # fmt: skip
-    """Produce ``events`` to ``topic``; keys are ``model/stage`` unless ``key_field`` names one."""
+           client: dict[str, Any] | None = None, labels_topic: str | None = "labels") -> ReplayResult:  # fmt: skip
+    """Produce ``events`` to ``topic``; keys are ``model/stage`` unless ``key_field`` names one.
+    Label events (``request_id`` and ``label``, no ``features``) go to ``labels_topic``, keyed by
+    ``request_id``, in their place in the sequence."""
     res = ReplayResult(target_rate=rate)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 1_000_000,
                   "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
@@ -143,19 +147,24 @@ def replay(events: Iterator[dict[str, Any]], bootstrap: str, topic: str, *, rate
                 res.ts_shift_ms = res.started_at_ms - first_ts if restamp else 0
             if restamp and isinstance(ts, int | float):
                 ev["ts"] = int(ts) + res.ts_shift_ms
-            key = str(ev.get(key_field, "")) if key_field else f"{ev.get('model')}/{ev.get('stage')}"
+            to = topic
+            if labels_topic and "features" not in ev and "label" in ev and "request_id" in ev:
+                to, key = labels_topic, str(ev["request_id"])
+                res.labels += 1
+            else:
+                key = str(ev.get(key_field, "")) if key_field else f"{ev.get('model')}/{ev.get('stage')}"
             while True:
                 try:
-                    p.produce(topic, dumps(ev), key.encode(), on_delivery=on_delivery)
+                    p.produce(to, dumps(ev), key.encode(), on_delivery=on_delivery)
                     break
                 except BufferError:
                     p.poll(0.01)
+            res.sent = i + 1 - res.labels
             if i % 256 == 0:
                 p.poll(0)
-                _pace(i + 1, t0, rate, speedup, ts, first_ts)
+                _pace(res.sent, t0, rate, speedup, ts, first_ts)
                 if bar is not None:
-                    bar.update(i + 1, res.errors, time.perf_counter() - t0)
-            res.sent = i + 1
+                    bar.update(res.sent, res.errors, time.perf_counter() - t0)
         p.flush(60)
         res.seconds = time.perf_counter() - t0
     finally:

@@ -28,7 +28,7 @@ __all__ = [
 
 DriftKind = Literal[
     "sudden", "gradual", "incremental", "recurring", "missing-spike", "latency-regression",
-    "categorical-shift", "prediction-shift", "canary-regression", "shadow-disagreement", "none",
+    "categorical-shift", "prediction-shift", "canary-regression", "shadow-disagreement", "concept", "none",
 ]  # fmt: skip
 VARIANT_KINDS = ("canary-regression", "shadow-disagreement")  # need a canary share / a shadow on the key
 DRIFT_KINDS: tuple[str, ...] = DriftKind.__args__  # type: ignore[attr-defined]
@@ -85,6 +85,11 @@ class KeySpec(_Strict):
     variant: str = "primary"
     canary_share: float = Field(0.0, ge=0, lt=1, description="Share of requests the 'canary' variant serves.")
     shadow: bool = Field(False, description="A 'shadow' variant also scores every request (same request_id).")
+    label_share: float = Field(0.0, ge=0, le=1, description="Share of requests whose label arrives later.")
+    label_delay_s: float = Field(30.0, ge=0, description="Label delay after the prediction: fixed, or the mean.")
+    label_delay_dist: Literal["fixed", "uniform", "exponential"] = Field(
+        "exponential", description="uniform: 0..2x the delay; exponential: that mean (capped at 5x)."
+    )
 
     @property
     def key(self) -> str:
@@ -135,6 +140,8 @@ class Scenario(_Strict):
                 raise ValueError(f"canary-regression on {d.key!r} needs canary_share > 0 on that key")
             if d.kind == "shadow-disagreement" and not specs[d.key].shadow:
                 raise ValueError(f"shadow-disagreement on {d.key!r} needs shadow: true on that key")
+            if d.kind == "concept" and not specs[d.key].label_share:
+                raise ValueError(f"concept on {d.key!r} needs label_share > 0 on that key (labels reveal it)")
         return self
 
     def tagged(self, tag: str) -> Scenario:
@@ -171,15 +178,19 @@ def _pipelines_keys() -> list[dict[str, str]]:
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # the demo: two pipelines and two single-stage models, four drifts of different kinds
+    # the demo: two pipelines and two single-stage models, drifts of different kinds; churn/score gets
+    # its labels a few seconds late, and the relation behind them changes (seen from the labels alone)
     "demo": {
-        "name": "demo", "events": 150_000, "rate": 5_000.0, "keys": _pipelines_keys(),
+        "name": "demo", "events": 150_000, "rate": 5_000.0,
+        "keys": [*_pipelines_keys()[:5], {"model": "churn", "stage": "score", "template": "serve", "label_share": 0.5,
+                                          "label_delay_s": 2.0, "label_delay_dist": "uniform"}],
         "pipelines": [["speech/vad", "speech/asr"], ["shop/profile", "shop/recommender"]],
         "drifts": [
             {"kind": "sudden", "key": "speech/vad", "signal": "feature:snr_db", "start": 0.5, "magnitude": -2.0},
             {"kind": "categorical-shift", "key": "shop/profile", "signal": "feature:country", "start": 0.55,
              "magnitude": 0.5},
             {"kind": "latency-regression", "key": "fraud/score", "start": 0.6, "magnitude": 1.0},
+            {"kind": "concept", "key": "churn/score", "start": 0.6, "magnitude": 1.0},
         ],
     },
     # every drift kind once, on the same six keys
@@ -212,6 +223,24 @@ PRESETS: dict[str, dict[str, Any]] = {
         "drifts": [
             {"kind": "canary-regression", "key": "fraud/score", "start": 0.5, "magnitude": 2.0},
             {"kind": "shadow-disagreement", "key": "shop/profile", "start": 0.6, "magnitude": 0.3},
+        ],
+    },
+    # concept drift, seen only through delayed labels (run the processor with the labels topic): the
+    # relation from inputs to the right answer reverses on fraud/score (scores: absolute error) and
+    # shop/profile (classes: error rate); on speech/vad it changes too, which speech/asr (fed by vad's
+    # prediction, labelled as well) inherits: the downstream error rises with inputs unchanged
+    "concept": {
+        "name": "concept", "events": 400_000, "rate": 2_000.0,
+        "keys": [{"model": "fraud", "stage": "score", "template": "serve", "label_share": 0.3, "label_delay_s": 10},
+                 {"model": "shop", "stage": "profile", "template": "profile", "label_share": 0.3,
+                  "label_delay_s": 10, "label_delay_dist": "uniform"},
+                 {"model": "speech", "stage": "vad", "template": "vad", "label_share": 0.1, "label_delay_s": 5},
+                 {"model": "speech", "stage": "asr", "template": "asr", "label_share": 0.3, "label_delay_s": 10}],
+        "pipelines": [["speech/vad", "speech/asr"]],
+        "drifts": [
+            {"kind": "concept", "key": "fraud/score", "start": 0.5, "magnitude": 1.0},
+            {"kind": "concept", "key": "shop/profile", "start": 0.6, "magnitude": 1.0},
+            {"kind": "concept", "key": "speech/vad", "start": 0.4, "magnitude": 1.0},
         ],
     },
     # no drift at all: every alert is a false alarm

@@ -31,6 +31,7 @@ class Target:
     topic: str = "predictions"
     alerts_topic: str = "drift-alerts"
     metrics_topic: str = "drift-metrics"
+    labels_topic: str | None = "labels"
     metrics_url: str | None = None  # the processor's /metrics; without it, wait for the alerts topic to go quiet
 
 
@@ -87,7 +88,7 @@ def run_loadtest(sc: Scenario, target: Target, out: Path, *, rate: float | None 
     truth = gen.truth_document()
     res = replay(read_events(events_path), target.bootstrap, target.topic, rate=rate, speedup=speedup,
                  restamp=True, total=truth["events"], metrics_url=target.metrics_url,
-                 progress=progress)  # fmt: skip
+                 progress=progress, labels_topic=target.labels_topic)  # fmt: skip
     caught_up = True
     if target.metrics_url:
         # generous: the processor may be far behind a replay that outran it
@@ -99,14 +100,16 @@ def run_loadtest(sc: Scenario, target: Target, out: Path, *, rate: float | None 
 
 def print_outcome(o: Outcome) -> None:
     r, res = o.result, o.replay
-    line = f"replayed {res.sent:,} events in {res.seconds:.1f} s ({res.rate:,.0f}/s"
+    labels = f" and {res.labels:,} labels" if res.labels else ""
+    line = f"replayed {res.sent:,} events{labels} in {res.seconds:.1f} s ({res.rate:,.0f} events/s"
     if res.target_rate:
         line += f", target {res.target_rate:,.0f}/s, {res.rate_error_percent:+.1f} %"
     print(line + f"); {res.errors} delivery errors")
     if not o.caught_up:
         print("WARNING: the processor had not processed every replayed event when the wait ended")
     for d in r["drifts"]:
-        how = f"detected by {d['by']} after {d['delay_events']:,} events" if d["detected"] else "MISSED"
+        after = f"{d['delay_events']:,} events" if d["delay_events"] is not None else f"{d['delay_s']:.1f} s"
+        how = f"detected by {d['by']} after {after}" if d["detected"] else "MISSED"
         print(f"  {d['kind']:20} {d['key']:24} {d['signal']:20} {how}")
     lat = f"p50 {r['latency_p50_ms']:.0f} ms, p99 {r['latency_p99_ms']:.0f} ms" if r["latency_p50_ms"] else "-"
     print(f"detected {r['detected']} of {r['injected']} drifts; false alerts: {r['false_alerts']}; "

@@ -72,7 +72,7 @@ def test_unmatched_expired_evicted_and_late_are_counted() -> None:
 
 
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
-    j, st = LabelJoin(LabelSettings()), JoinStats()
+    j, st = LabelJoin(LabelSettings(wait_s=30)), JoinStats()
     j.predictions([pred("r0", T0)], "primary", T0, st)
     assert not j.active and not j.pending
     j.labels([LabelEvent("r0", 1, T0 + 3)], st)  # kept from wait_s after this label: not its own

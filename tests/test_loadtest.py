@@ -72,7 +72,7 @@ def test_same_seed_same_bytes_and_every_event_is_valid() -> None:
     assert decoded[0].request_id == decoded[1].request_id  # type: ignore[union-attr]  # a pipeline's request
 
 
-@pytest.mark.parametrize("kind", [k for k in DRIFT_KINDS if k != "none" and k not in VARIANT_KINDS])
+@pytest.mark.parametrize("kind", [k for k in DRIFT_KINDS if k not in ("none", "concept", *VARIANT_KINDS)])
 def test_each_kind_changes_its_signal_inside_its_span_only(kind: str) -> None:
     target = {"sudden": "feature:f2", "gradual": "feature:f2", "incremental": "feature:f2", "recurring": "feature:f2",
               "missing-spike": "missing:f3", "latency-regression": "", "categorical-shift": "feature:channel",
@@ -203,8 +203,10 @@ def _run_demo(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[st
 def _check_demo(res: subprocess.CompletedProcess[str], tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     figures = orjson.loads((tmp_path / "demo" / "report" / "figures.json").read_bytes())["score"]
-    assert figures["missed"] == 0 and figures["false_alerts"] == 0 and figures["injected"] == 3
-    assert set(figures["keys_alerting"]) <= {"speech/vad", "speech/asr", "shop/profile", "fraud/score"}
+    assert figures["missed"] == 0 and figures["false_alerts"] == 0 and figures["injected"] == 4
+    assert set(figures["keys_alerting"]) <= {"speech/vad", "speech/asr", "shop/profile", "fraud/score", "churn/score"}
+    concept = [d for d in figures["drifts"] if d["kind"] == "concept"]
+    assert concept[0]["detected"] and concept[0]["by"].startswith("abs_error")  # from labels alone
     assert "firing" in res.stdout and f"report: {tmp_path / 'demo' / 'report' / 'report.md'}" in res.stdout
     assert "upstream alerts: " in res.stdout  # speech/asr alerts name the speech/vad ones (pipelines)
     for png in ("signals.png", "psi.png", "throughput.png"):

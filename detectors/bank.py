@@ -143,16 +143,21 @@ class MonitorBank:
 
     def _queue_labels(self, labels: Sequence[Any], joins: set[tuple[str, str]]) -> None:
         """Each label to the join of its (model, stage), or of each ``label_targets`` stage when it
-        names none; a stage no monitor has seen cannot have its prediction."""
+        names none. A stage not seen yet gets its join now (its labels may come first, e.g. when a
+        backlog is read); at most ``limits.max_series`` joins, past that a label is unmatched."""
         per: dict[tuple[str, str], list[Any]] = {}
         targets = self.config.label_homes
         for lab in labels:
             pairs = ((lab.model, lab.stage),) if lab.model is not None else targets
-            known = [p for p in pairs if p in self._joins]
-            if not known:
+            if not pairs:  # the processor dead-letters these; the bank counts them
                 self.joins.unmatched += 1
-            for p in known:
-                per.setdefault(p, []).append(lab)
+            for pair in pairs:
+                if pair not in self._joins:
+                    if len(self._joins) >= self.config.limits.max_series:
+                        self.joins.unmatched += 1
+                        continue
+                    self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
+                per.setdefault(pair, []).append(lab)
         for pair, labs in per.items():
             self._joins[pair].labels(labs, self.joins)
             joins.add(pair)
@@ -659,7 +664,8 @@ class MonitorBank:
         """Everything needed to continue this monitor elsewhere with identical detections; for a
         key with variant ``""``, the label join of its (model, stage)."""
         if key[2] == "":
-            return pack({"join": list(key[:2]), **self._joins[key[:2]].to_json()})
+            meta, columns = self._joins[key[:2]].to_state()
+            return pack({"join": list(key[:2]), **meta}, columns)
         mon = self.monitors[key]
         arrays: dict[str, np.ndarray] = {}
         for i, s in enumerate(mon.signals.values()):
@@ -688,7 +694,7 @@ class MonitorBank:
         meta, arrays = unpack(blob)
         if "join" in meta:
             model, stage = (str(k) for k in meta["join"])
-            self._joins[(model, stage)] = LabelJoin.from_json(self.config.label_settings(model, stage), meta)
+            self._joins[(model, stage)] = LabelJoin.from_state(self.config.label_settings(model, stage), meta, arrays)
             return (model, stage, "")
         model, stage, variant = (str(k) for k in meta["key"])
         key: Key = (model, stage, variant)

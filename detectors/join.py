@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from itertools import islice, takewhile
 from typing import Any
 
+import numpy as np
+
 from .config import LabelSettings
 
 __all__ = ["JoinStats", "LabelJoin", "Outcome"]
@@ -172,26 +174,44 @@ class LabelJoin:
         del stats.delays_ms[:-100_000]
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able meta, arrays) for a snapshot. Columns, not rows: written at every checkpoint
+        of a labelled stage, up to ``max_pending`` entries."""
+        keys = list(self.pending)
+        values = list(self.pending.values())
+        n = len(keys)
+        arrays = {"pending_ts": np.fromiter((v[0] for v in values), np.int64, n)}
+        if len(self.variants) > 1:
+            index = {v: i for i, v in enumerate(self.variants)}
+            arrays["pending_variant"] = np.fromiter((index[k[1]] for k in keys), np.int64, n)
+        meta = {
             "active": self.active,
             "since": self.since_ts,
             "watermark": self.watermark,
             "variants": self.variants,
-            "pending": [[rid, v, ts, p] for (rid, v), (ts, p) in self.pending.items()],
+            "pending_rid": [k[0] for k in keys],
+            "pending_prediction": [v[1] for v in values],
             "waiting": [[rid, lab, lts, list(inline) if inline else None] for rid, lab, lts, inline in self.waiting],
         }
+        return meta, arrays
 
     @classmethod
-    def from_json(cls, settings: LabelSettings, data: dict[str, Any]) -> LabelJoin:
+    def from_state(cls, settings: LabelSettings, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelJoin:
         join = cls(settings)
-        join.active = bool(data["active"]) or settings.join == "always"
-        join.since_ts = int(data["since"])
-        join.watermark = int(data["watermark"])
-        join.variants = [str(v) for v in data["variants"]]
-        join.pending = {(str(rid), str(v)): (int(ts), p) for rid, v, ts, p in data["pending"]}
+        join.active = bool(meta["active"]) or settings.join == "always"
+        join.since_ts = int(meta["since"])
+        join.watermark = int(meta["watermark"])
+        join.variants = [str(v) for v in meta["variants"]]
+        rids = meta["pending_rid"]
+        if "pending_variant" in arrays:
+            names = [join.variants[i] for i in arrays["pending_variant"].tolist()]
+        else:
+            names = [join.variants[0]] * len(rids) if join.variants else []
+        join.pending = dict(zip(zip(rids, names, strict=True), zip(arrays["pending_ts"].tolist(),
+                                                                     meta["pending_prediction"], strict=True),
+                                strict=True))  # fmt: skip
         join.waiting = deque(
             (str(rid), lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None)
-            for rid, lab, lts, inl in data["waiting"]
+            for rid, lab, lts, inl in meta["waiting"]
         )
         return join

@@ -2,6 +2,7 @@
 
     python -m loadtest.bench engine [--quick] [--json FILE]
     python -m loadtest.bench processor [--broker tansu|apache|HOST:PORT] [--events N] [--quick]
+    python -m loadtest.bench labels [--broker tansu|apache|HOST:PORT] [--events N] [--quick]
     python -m loadtest.bench faust [--broker tansu|apache|HOST:PORT] [--events N] [--quick]
 
 Each figure is the best of a few repeats on one core; the machine is noisy, so the ratios
@@ -187,6 +188,13 @@ def processor(broker: str, events: int, quick: bool) -> dict[str, float]:
     return _on_broker(broker, lambda bootstrap: bench_processor(bootstrap, n, latency_s=latency_s))
 
 
+def labels(broker: str, events: int, quick: bool) -> dict[str, float]:
+    from .bench_labels import bench_labels  # noqa: PLC0415
+
+    n = 200_000 if quick else min(events, 600_000)
+    return _on_broker(broker, lambda bootstrap: bench_labels(bootstrap, n, repeats=1 if quick else 2))
+
+
 def faust(broker: str, events: int, quick: bool) -> dict[str, float]:
     from .bench_faust import bench_faust  # noqa: PLC0415
 
@@ -206,10 +214,10 @@ def _print(figures: dict[str, float]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m loadtest.bench", description=__doc__)
-    ap.add_argument("what", choices=["engine", "processor", "faust"])
+    ap.add_argument("what", choices=["engine", "processor", "labels", "faust"])
     ap.add_argument("--broker", default="tansu", help="processor: tansu (embedded), apache (Maven jars) or HOST:PORT")
     ap.add_argument("--events", type=int, default=1_000_000,
-                    help="processor: events in the throughput run (faust: at most 300,000)")  # fmt: skip
+                    help="events in the throughput run (labels: 600,000 at most; faust: 300,000)")  # fmt: skip
     ap.add_argument("--quick", action="store_true", help="smaller runs, one repeat (a smoke check)")
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
@@ -217,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         figures = engine(args.quick)
     elif args.what == "processor":
         figures = processor(args.broker, args.events, args.quick)
+    elif args.what == "labels":
+        figures = labels(args.broker, args.events, args.quick)
     else:
         figures = faust(args.broker, args.events, args.quick)
     _print(figures)

@@ -62,7 +62,7 @@ class Processor:
         self._since_checkpoint = 0
         self._last_checkpoint = time.monotonic()
         self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0, "covered": 0,
-                        "labels": 0, "joined": 0}  # fmt: skip
+                        "labels": 0, "joined": 0, "labels_settled": 0}  # fmt: skip
         self._ahead = AheadMonitors()  # monitors restored a checkpoint ahead of their partition
 
     # ------------------------------------------------------------------ set-up
@@ -271,6 +271,7 @@ class Processor:
             if d:
                 self.metrics.unlabelled.labels(reason).inc(d)
         self._counts["joined"] += delta[0] + delta[1]
+        self._counts["labels_settled"] += delta[0] + delta[2] + delta[3]  # joined, unmatched or late
         observe = self.metrics.label_delay.observe
         for ms in delays_ms:
             observe(ms / 1000)

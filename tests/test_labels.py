@@ -10,6 +10,7 @@ import pytest
 from detectors import EngineConfig, MonitorBank
 from detectors.config import LabelSettings
 from detectors.join import JoinStats, LabelJoin
+from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
 
 from .labels_synth import T0, Labelled, concept_stream
@@ -93,11 +94,13 @@ def test_inline_labels_join_on_the_spot_and_off_ignores_labels() -> None:
     assert off.drain(st2) == [] and st2.unmatched == 1
 
 
-def test_join_state_round_trips_through_json() -> None:
+def test_join_state_round_trips_through_a_snapshot() -> None:
     j, st = join(), JoinStats()
     j.predictions([pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], "primary", T0 + 1, st)
+    j.predictions([pred("r1", T0 + 1, None)], "shadow", T0 + 1, st)
     j.labels([LabelEvent("r5", True, T0 + 2), LabelEvent("r0", 2.0, T0 + 3)], st)
-    back = LabelJoin.from_json(j.settings, j.to_json())
+    meta, arrays = unpack(pack(*j.to_state()))
+    back = LabelJoin.from_state(j.settings, meta, arrays)
     assert (back.pending, back.waiting, back.watermark, back.active) == (j.pending, j.waiting, j.watermark, True)
     j.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
     back.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
@@ -203,6 +206,20 @@ def test_labels_alone_after_a_restart_meet_the_restored_predictions() -> None:
     assert second.joins.joined == len(labels) - half
     firing = lambda docs: {a["alert_id"] for a in docs if a["status"] == "firing"}  # noqa: E731
     assert firing(head + tail) == firing(whole) and firing(whole)
+
+
+def test_labels_read_before_any_prediction_of_their_stage_wait_for_them() -> None:
+    """A backlog read labels-first: the join exists before the stage's first prediction."""
+    always = {"defaults": {**CFG["defaults"], "labels": {"join": "always"}}}
+    data = concept_stream(12_000, drift_at=10**9, seed=2, early=0.0)
+    preds = [e for e in data.items if isinstance(e, PredictionEvent)]
+    labels = [e for e in data.items if isinstance(e, LabelEvent)]
+    b = bank(**always)
+    b.process([], labels)
+    assert b.joins.unmatched == 0 and b.join_backlog() == (0, len(labels))
+    for i in range(0, len(preds), 1000):
+        b.process(preds[i : i + 1000])
+    assert b.joins.joined == len(labels) and b.join_backlog() == (len(preds) - len(labels), 0)
 
 
 def test_labels_without_model_go_to_the_label_targets_and_every_variant() -> None:

@@ -22,7 +22,7 @@ from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
-from .join import JoinStats, LabelJoin, Outcome
+from .join import JoinStats, Kept, LabelJoin, Outcome
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool, PHDetections
 from .policy import AlertState, alert_id
@@ -35,6 +35,7 @@ from .variants import Comparison, compare
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
 _PH_MODES = {"latency": "up", "abs_error": "up"}
+SEGMENT_KEY = "\x00segment:"  # variant of a join segment's state record: no event's variant starts so
 _FIRED_KEPT = 64  # recent firings per monitor that a downstream stage's alert can relate to
 
 
@@ -79,6 +80,9 @@ class MonitorBank:
         self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
         self.joins = JoinStats()
         self._joins: dict[tuple[str, str], LabelJoin] = {}  # (model, stage) -> its label join
+        self._strays: dict[
+            tuple[str, str], list[tuple[int, int, dict[str, Kept]]]
+        ] = {}  # segments restored before their join
 
     # ----------------------------------------------------------------- batches
     def process(self, events: Sequence[Any], labels: Sequence[Any] = ()) -> BankOutput:
@@ -117,7 +121,7 @@ class MonitorBank:
             g = index[mon.key]
             a, b = int(bounds[g]), int(bounds[g + 1])
             join = self._joins[mon.key[:2]]
-            join.predictions(evs[a:b], mon.key[2], int(ts[a:b].max()), self.joins)
+            join.predictions(evs[a:b], mon.key[2], ts[a:b], self.joins)
             if join.waiting or join.active:
                 joins.add(mon.key[:2])
         for pair in sorted(joins):
@@ -656,16 +660,23 @@ class MonitorBank:
         return bool(self._dirty)
 
     def take_dirty(self) -> set[Key]:
-        """Keys changed since the last call (what a checkpoint must write)."""
+        """Keys changed since the last call (what a checkpoint must write): monitors, label joins
+        (variant ``""``) and the join segments that changed (variant ``SEGMENT_KEY`` + id)."""
         dirty, self._dirty = self._dirty, set()
+        for model, stage, _ in [k for k in dirty if k[2] == ""]:
+            dirty.update((model, stage, f"{SEGMENT_KEY}{i}") for i in self._joins[(model, stage)].take_changed())
         return dirty
 
     def snapshot(self, key: Key) -> bytes:
         """Everything needed to continue this monitor elsewhere with identical detections; for a
-        key with variant ``""``, the label join of its (model, stage)."""
+        key with variant ``""``, the label join of its (model, stage), and with ``SEGMENT_KEY``,
+        one of that join's segments."""
         if key[2] == "":
             meta, columns = self._joins[key[:2]].to_state()
             return pack({"join": list(key[:2]), **meta}, columns)
+        if key[2].startswith(SEGMENT_KEY):
+            meta, columns = self._joins[key[:2]].segment_state(int(key[2][len(SEGMENT_KEY) :]))
+            return pack({"join_segment": list(key[:2]), **meta}, columns)
         mon = self.monitors[key]
         arrays: dict[str, np.ndarray] = {}
         for i, s in enumerate(mon.signals.values()):
@@ -694,8 +705,19 @@ class MonitorBank:
         meta, arrays = unpack(blob)
         if "join" in meta:
             model, stage = (str(k) for k in meta["join"])
-            self._joins[(model, stage)] = LabelJoin.from_state(self.config.label_settings(model, stage), meta, arrays)
+            join = LabelJoin.from_state(self.config.label_settings(model, stage), meta, arrays)
+            self._joins[(model, stage)] = join
+            for seg in self._strays.pop((model, stage), ()):
+                join.restore_segment(*seg)
             return (model, stage, "")
+        if "join_segment" in meta:
+            model, stage = (str(k) for k in meta["join_segment"])
+            seg = LabelJoin.read_segment(meta, arrays)
+            if (model, stage) in self._joins:
+                self._joins[(model, stage)].restore_segment(*seg)  # False: stale, left out
+            else:
+                self._strays.setdefault((model, stage), []).append(seg)  # its join's record may come later
+            return (model, stage, f"{SEGMENT_KEY}{seg[0]}")
         model, stage, variant = (str(k) for k in meta["key"])
         key: Key = (model, stage, variant)
         if key in self.monitors:
@@ -749,7 +771,7 @@ class MonitorBank:
     def join_backlog(self) -> tuple[int, int]:
         """(predictions waiting for a label, labels waiting for a prediction) over all joins."""
         joins = self._joins.values()
-        return sum(len(j.pending) for j in joins), sum(len(j.waiting) for j in joins)
+        return sum(j.size for j in joins), sum(len(j.waiting) for j in joins)
 
     def nbytes(self) -> int:
         """Bytes held by the detector pools (numpy state), excluding Python objects."""

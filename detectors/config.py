@@ -105,7 +105,7 @@ class LabelSettings(_Strict):
     )
     max_pending: int = Field(
         50_000, ge=1, le=200_000,
-        description="Predictions waiting for a label, per stage (written whole at each checkpoint); oldest go.",
+        description="Predictions waiting for a label, per stage; the oldest go.",
     )  # fmt: skip
     max_waiting: int = Field(10_000, ge=1, description="Labels waiting for their prediction, per monitor.")
     warmup_pairs: int = Field(1000, ge=100, description="Joined pairs per signal that form the reference.")

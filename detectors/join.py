@@ -6,7 +6,7 @@ label yields an outcome for each variant that has one.
 
 Labels arrive late (minutes to days) and from another topic, so both sides wait:
 
-- a prediction with a ``request_id`` waits in ``pending`` until its label comes, its event
+- a prediction with a ``request_id`` waits (is kept) until its label comes, its event
   time is ``ttl`` older than the newest prediction (``expired``, i.e. never labelled), or the
   cap pushes it out (``evicted``, the oldest first);
 - a label waits in ``waiting``, in arrival order, until a prediction is found or the newest
@@ -21,6 +21,11 @@ Labels given inline in a prediction event join on the spot, in stream order.
 ``auto`` mode keeps predictions only once the stage has seen a label, from ``wait`` after that
 label's event time (so the start does not depend on batching): a model without labels costs
 nothing. Labels older than that cannot meet their predictions and count as unmatched.
+
+Kept predictions live in segments of ``SEGMENT_SIZE`` in arrival order, each a state record of
+its own next to the join's small head record: a checkpoint writes the segments that changed
+(the newest, and the ones a label, the TTL or the cap touched), not all of a stage's up to
+``max_pending`` predictions. A label looks for its request in the newest segment first.
 """
 
 from __future__ import annotations
@@ -28,14 +33,15 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import islice, takewhile
+from itertools import count, islice, takewhile
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 
 from .config import LabelSettings
 
-__all__ = ["JoinStats", "LabelJoin", "Outcome"]
+__all__ = ["SEGMENT_SIZE", "JoinStats", "Kept", "LabelJoin", "Outcome", "Segment"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -69,6 +75,29 @@ class JoinStats:
 # A waiting label: (request_id, label, label_ts, inline); inline = (variant, predicted_ts, prediction)
 # for a label that came in its prediction event, None while its prediction is looked for.
 Waiting = tuple[str, Any, int, tuple[str, int, Any] | None]
+Pending = dict[tuple[str, str], tuple[int, Any]]  # (request_id, variant) -> (ts, prediction)
+Kept = dict[str, tuple[int, Any]]  # request_id -> (ts, prediction)
+
+SEGMENT_SIZE = 1024  # predictions kept per segment
+_RID = attrgetter("request_id")
+_LABEL = attrgetter("label")
+_PREDICTION = attrgetter("prediction")
+
+
+@dataclass(slots=True)
+class Segment:
+    """A run of kept predictions in arrival order, per variant; a state record of its own.
+
+    ``id`` is reused once the segment is gone (so a stage's records stay few), ``gen`` never is:
+    a record whose generation the join does not list is stale and ignored on restore.
+    """
+
+    id: int
+    gen: int
+    entries: dict[str, Kept] = field(default_factory=dict)  # variant -> its predictions
+
+    def __len__(self) -> int:
+        return sum(map(len, self.entries.values()))
 
 
 @dataclass(slots=True)
@@ -80,37 +109,87 @@ class LabelJoin:
     since_ts: int = -1  # event time from which predictions are kept (auto mode)
     watermark: int = -1  # newest prediction event time
     variants: list[str] = field(default_factory=list)  # in the order first seen
-    pending: dict[tuple[str, str], tuple[int, Any]] = field(default_factory=dict)  # (rid, variant) -> (ts, pred)
+    segments: list[Segment] = field(default_factory=list)  # oldest first; the last one takes new predictions
+    open_inserts: int = 0  # predictions put into the last segment (it closes at SEGMENT_SIZE)
+    next_gen: int = 0
     waiting: deque[Waiting] = field(default_factory=deque)
+    changed: set[int] = field(default_factory=set)  # ids of segments changed since the last take
 
     def __post_init__(self) -> None:
         if self.settings.join == "always":
             self.active = True
 
-    def predictions(self, events: Sequence[Any], variant: str, newest_ts: int, stats: JoinStats) -> None:
-        """Note a batch of one variant's prediction events (stream order; ``newest_ts`` their latest
-        event time)."""
+    @property
+    def size(self) -> int:
+        """Predictions waiting for a label."""
+        return sum(map(len, self.segments))
+
+    @property
+    def pending(self) -> Pending:
+        """Every kept prediction, oldest first (a copy, for inspection)."""
+        return {(rid, v): kept for s in self.segments for v, d in s.entries.items() for rid, kept in d.items()}
+
+    def predictions(self, events: Sequence[Any], variant: str, ts: np.ndarray, stats: JoinStats) -> None:
+        """Note a batch of one variant's prediction events (stream order; ``ts`` their event times)."""
         if self.settings.join == "off":
             return
         if variant not in self.variants:
             self.variants.append(variant)
-        self.watermark = max(self.watermark, newest_ts)
-        waiting = self.waiting
-        if not self.active:  # only inline labels matter
-            for e in [e for e in events if e.label is not None]:
-                waiting.append((e.request_id or "", e.label, e.ts, (variant, e.ts, e.prediction)))
-                stats.inline += 1
-            return
-        pending = self.pending
-        since = self.since_ts
+        self.watermark = max(self.watermark, int(ts.max()))
+        labels = list(map(_LABEL, events))
+        if labels.count(None) == len(labels):  # the common batch, in C-level steps
+            if self.active:
+                rids = list(map(_RID, events))
+                if None not in rids and int(ts.min()) >= self.since_ts:
+                    self._keep(variant, rids, ts.tolist(), list(map(_PREDICTION, events)))
+                    return
+            else:
+                return
+        keep: list[tuple[str, int, Any]] = []
         for e in events:
             if e.label is not None:
-                waiting.append((e.request_id or "", e.label, e.ts, (variant, e.ts, e.prediction)))
+                self.waiting.append((e.request_id or "", e.label, e.ts, (variant, e.ts, e.prediction)))
                 stats.inline += 1
-            elif e.request_id is not None and e.ts >= since:
-                k = (e.request_id, variant)
-                pending.pop(k, None)  # a repeat: the newer one waits, at the end
-                pending[k] = (e.ts, e.prediction)
+            elif e.request_id is not None and e.ts >= self.since_ts:
+                keep.append((e.request_id, e.ts, e.prediction))
+        if self.active and keep:
+            rids, tss, preds = (list(c) for c in zip(*keep, strict=True))
+            self._keep(variant, rids, tss, preds)
+
+    def _keep(self, variant: str, rids: list[str], tss: list[int], preds: list[Any]) -> None:
+        """Append to the open segment, opening new ones every SEGMENT_SIZE predictions (a repeated
+        request_id within a segment takes the newer prediction; across segments the newest is
+        looked up first)."""
+        done, n = 0, len(rids)
+        while done < n:
+            if not self.segments or self.open_inserts >= SEGMENT_SIZE:
+                used = {s.id for s in self.segments}
+                self.segments.append(Segment(next(i for i in count() if i not in used), self.next_gen))
+                self.next_gen += 1
+                self.open_inserts = 0
+            seg = self.segments[-1]
+            take = min(SEGMENT_SIZE - self.open_inserts, n - done)
+            kept = seg.entries.get(variant)
+            if kept is None:
+                kept = seg.entries[variant] = {}
+            if take == n:
+                kept.update(zip(rids, zip(tss, preds, strict=True), strict=True))
+            else:
+                end = done + take
+                kept.update(zip(rids[done:end], zip(tss[done:end], preds[done:end], strict=True), strict=True))
+            self.open_inserts += take
+            self.changed.add(seg.id)
+            done += take
+
+    def _take(self, rid: str, variant: str) -> tuple[int, Any] | None:
+        for seg in reversed(self.segments):
+            kept = seg.entries.get(variant)
+            if kept is not None:
+                got = kept.pop(rid, None)
+                if got is not None:
+                    self.changed.add(seg.id)
+                    return got
+        return None
 
     def labels(self, labels: Iterable[Any], stats: JoinStats) -> None:
         """Queue labels (``request_id``, ``label``, ``ts``) in arrival order; before
@@ -135,7 +214,7 @@ class LabelJoin:
     def drain(self, stats: JoinStats) -> list[Outcome]:
         """Outcomes that may leave now, in order; forget what can no longer join."""
         out: list[Outcome] = []
-        waiting, pending = self.waiting, self.pending
+        waiting = self.waiting
         ttl = int(self.settings.ttl_s * 1000)
         wait = int(self.settings.wait_s * 1000)
         while waiting:
@@ -144,7 +223,7 @@ class LabelJoin:
                 waiting.popleft()
                 out.append(Outcome(inline[0], inline[2], label, inline[1], lts))
                 continue
-            found = [(v, pending.pop((rid, v))) for v in self.variants if (rid, v) in pending]
+            found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
             if not found:
                 if self.watermark <= lts + wait:
                     break  # its prediction may still come: the ones behind wait too
@@ -160,58 +239,101 @@ class LabelJoin:
             for v, pts, pred in fresh:
                 stats.delays_ms.append(max(lts - pts, 0))
                 out.append(Outcome(v, pred, label, pts, lts))
-        over = len(pending) - self.settings.max_pending
-        if over > 0:
-            for k in list(islice(pending, over)):
-                del pending[k]
-            stats.evicted += over
-        if pending:  # arrival order is about event-time order: stop at the first one kept
-            horizon = self.watermark - ttl
-            old = [k for k, _ in takewhile(lambda kv: kv[1][0] < horizon, pending.items())]
-            for k in old:
-                del pending[k]
-            stats.expired += len(old)
+        if self.segments:
+            evicted, expired = self._forget(self.size - self.settings.max_pending, self.watermark - ttl)
+            stats.evicted += evicted
+            stats.expired += expired
         del stats.delays_ms[:-100_000]
         return out
 
+    def _forget(self, over: int, horizon: int) -> tuple[int, int]:
+        """Drop the oldest predictions: ``over`` of them (the cap), then those older than
+        ``horizon`` (arrival order is about event-time order: stop at the first one kept); drop
+        emptied segments but the open one. (evicted, expired)."""
+        evicted = expired = 0
+        for seg in self.segments:
+            for kept in seg.entries.values():
+                capped = list(islice(kept, max(over - evicted, 0)))
+                for k in capped:
+                    del kept[k]
+                old = [k for k, _ in takewhile(lambda kv: kv[1][0] < horizon, kept.items())]
+                for k in old:
+                    del kept[k]
+                if capped or old:
+                    self.changed.add(seg.id)
+                evicted += len(capped)
+                expired += len(old)
+            if len(seg):
+                break
+        if not all(self.segments[:-1]):
+            self.segments = [s for s in self.segments[:-1] if s] + self.segments[-1:]
+        return evicted, expired
+
+    def take_changed(self) -> list[int]:
+        """Ids of the live segments changed since the last call (what a checkpoint writes)."""
+        changed, self.changed = self.changed, set()
+        return sorted(s.id for s in self.segments if s.id in changed)
+
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        """(JSON-able meta, arrays) for a snapshot. Columns, not rows: written at every checkpoint
-        of a labelled stage, up to ``max_pending`` entries."""
-        keys = list(self.pending)
-        values = list(self.pending.values())
-        n = len(keys)
-        arrays = {"pending_ts": np.fromiter((v[0] for v in values), np.int64, n)}
-        if len(self.variants) > 1:
-            index = {v: i for i, v in enumerate(self.variants)}
-            arrays["pending_variant"] = np.fromiter((index[k[1]] for k in keys), np.int64, n)
+        """(JSON-able meta, arrays) of the join without its segments' entries: written at every
+        checkpoint of a labelled stage, so it stays small."""
         meta = {
             "active": self.active,
             "since": self.since_ts,
             "watermark": self.watermark,
             "variants": self.variants,
-            "pending_rid": [k[0] for k in keys],
-            "pending_prediction": [v[1] for v in values],
+            "segments": [[s.id, s.gen] for s in self.segments],
+            "open_inserts": self.open_inserts,
+            "next_gen": self.next_gen,
             "waiting": [[rid, lab, lts, list(inline) if inline else None] for rid, lab, lts, inline in self.waiting],
         }
+        return meta, {}
+
+    def segment_state(self, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """(JSON-able meta, arrays) of one segment: columns per variant (up to SEGMENT_SIZE rows)."""
+        seg = next(s for s in self.segments if s.id == seg_id)
+        meta: dict[str, Any] = {"segment": seg.id, "gen": seg.gen, "variants": [], "rids": [], "predictions": []}
+        arrays: dict[str, np.ndarray] = {}
+        for variant, kept in seg.entries.items():
+            if kept:
+                tss, preds = zip(*kept.values(), strict=True)
+                arrays[f"ts{len(meta['variants'])}"] = np.array(tss, dtype=np.int64)
+                meta["variants"].append(variant)
+                meta["rids"].append(list(kept))
+                meta["predictions"].append(preds)
         return meta, arrays
 
     @classmethod
     def from_state(cls, settings: LabelSettings, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelJoin:
+        """The join of :meth:`to_state`, its segments empty until :meth:`restore_segment` fills them."""
         join = cls(settings)
         join.active = bool(meta["active"]) or settings.join == "always"
         join.since_ts = int(meta["since"])
         join.watermark = int(meta["watermark"])
         join.variants = [str(v) for v in meta["variants"]]
-        rids = meta["pending_rid"]
-        if "pending_variant" in arrays:
-            names = [join.variants[i] for i in arrays["pending_variant"].tolist()]
-        else:
-            names = [join.variants[0]] * len(rids) if join.variants else []
-        join.pending = dict(zip(zip(rids, names, strict=True), zip(arrays["pending_ts"].tolist(),
-                                                                     meta["pending_prediction"], strict=True),
-                                strict=True))  # fmt: skip
+        join.segments = [Segment(int(i), int(g)) for i, g in meta["segments"]]
+        join.open_inserts = int(meta["open_inserts"])
+        join.next_gen = int(meta["next_gen"])
         join.waiting = deque(
             (str(rid), lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None)
             for rid, lab, lts, inl in meta["waiting"]
         )
         return join
+
+    @staticmethod
+    def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, int, dict[str, Kept]]:
+        """(id, generation, entries) of a :meth:`segment_state` record."""
+        entries = {
+            str(variant): dict(zip(rids, zip(arrays[f"ts{i}"].tolist(), preds, strict=True), strict=True))
+            for i, (variant, rids, preds) in enumerate(zip(meta["variants"], meta["rids"], meta["predictions"],
+                                                           strict=True))
+        }  # fmt: skip
+        return int(meta["segment"]), int(meta["gen"]), entries
+
+    def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Kept]) -> bool:
+        """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
+        for seg in self.segments:
+            if seg.id == seg_id and seg.gen == gen:
+                seg.entries = entries
+                return True
+        return False

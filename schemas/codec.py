@@ -141,7 +141,7 @@ def _fast(obj: dict[str, Any], fallback_ts_ms: int | None) -> PredictionEvent | 
     for n, v in zip(_OPTIONAL_STRINGS, strings, strict=True):
         if n in obj and (type(v) is not str or len(v) > MAX_STRING):
             return None
-    if not variant:
+    if not variant or variant[0] == "\x00":
         return None
     prediction = obj.get("prediction")
     label = obj.get("label")
@@ -204,6 +204,8 @@ def _validate(obj: Any, fallback_ts_ms: int | None) -> PredictionEvent | Rejecti
     variant = _opt_string(obj, "variant", min_len=1)
     if isinstance(variant, Rejection):
         return variant
+    if variant is not None and variant[0] == "\x00":  # reserved for the state records of label joins
+        return Rejection("bad_value:variant", "variant must not start with a NUL character")
     version = _opt_string(obj, "version")
     if isinstance(version, Rejection):
         return version

@@ -1,7 +1,9 @@
 """Bytes → validated label event, or a typed rejection (``label_event.schema.json``).
 
-Labels are a small share of the traffic, so there is no fast path: every check runs, with the
-reason codes the prediction codec uses. :func:`encode_label` writes the canonical form that the
+The common label (``request_id``, ``label``, integer ``ts``, perhaps ``model`` and ``stage``,
+nothing else) takes a fast path; every other value gets every check, with the reason codes the
+prediction codec uses. A label is decoded twice (on the labels topic, and at its stage's home
+after the re-key hop), so this matters. :func:`encode_label` writes the canonical form that the
 processor re-keys to a monitor's home partition (model and stage filled in).
 """
 
@@ -12,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from .codec import MAX_EVENT_BYTES, FeatureValue, Rejection, _opt_string, _timestamp
+from .codec import MAX_EVENT_BYTES, MAX_STRING, FeatureValue, Rejection, _opt_string, _timestamp
 
 __all__ = ["LabelEvent", "decode_label", "encode_label"]
 
@@ -40,7 +42,34 @@ def decode_label(
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection("invalid_json", str(exc)[:200])
+    if type(obj) is dict:
+        lab = _fast(obj)
+        if lab is not None:
+            return lab
     return _validate(obj, fallback_ts_ms)
+
+
+_LABEL_TYPES = frozenset((float, int, str, bool))
+
+
+def _fast(obj: dict[str, Any]) -> LabelEvent | None:
+    """The common, valid label; None = let :func:`_validate` decide (accepts only what it accepts)."""
+    rid = obj.get("request_id")
+    ts = obj.get("ts")
+    if type(rid) is not str or not 0 < len(rid) <= MAX_STRING or type(ts) is not int or ts < 0:
+        return None
+    label = obj.get("label")
+    if type(label) not in _LABEL_TYPES:
+        return None
+    model = obj.get("model")
+    stage = obj.get("stage")
+    if model is None and stage is None:
+        return LabelEvent(rid, label, ts) if len(obj) == 3 else None
+    if type(model) is not str or type(stage) is not str or len(obj) != 5:
+        return None
+    if not (0 < len(model) <= MAX_STRING and 0 < len(stage) <= MAX_STRING):
+        return None
+    return LabelEvent(rid, label, ts, model, stage)
 
 
 def _validate(obj: Any, fallback_ts_ms: int | None) -> LabelEvent | Rejection:

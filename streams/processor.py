@@ -177,15 +177,15 @@ class Processor:
             if topic == labels_topic:
                 n_rekey += self._route_label(m, max_bytes)
                 continue
+            if topic == repart and is_label(m.headers()):  # type: ignore[arg-type]
+                lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
+                if type(lab) is LabelEvent:
+                    labels.setdefault(part, []).append(lab)
+                else:
+                    self._dead_letter(m, lab)  # type: ignore[arg-type]
+                continue
             ev = decode(raw, ts if ts >= 0 else None, max_bytes)  # type: ignore[arg-type]
             if type(ev) is not PredictionEvent:
-                if topic == repart and is_label(m.headers()):  # type: ignore[arg-type]
-                    lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
-                    if type(lab) is LabelEvent:
-                        labels.setdefault(part, []).append(lab)
-                        continue
-                    self._dead_letter(m, lab)  # type: ignore[arg-type]
-                    continue
                 self._dead_letter(m, ev)  # type: ignore[arg-type]
                 continue
             if topic == repart:
@@ -236,8 +236,10 @@ class Processor:
             return 0
         for pair in where:
             key, slot = self._homes[pair]
-            self._produce(self.topics.repartition, encode_label(lab, *pair), key, partition=slot,
-                          timestamp=ts if ts > 0 else 0, headers=LABEL_HEADERS)  # fmt: skip
+            # as it came when it names its stage (and its time, if it relies on the record's)
+            value = m.value() if ts > 0 and pair == (lab.model, lab.stage) else encode_label(lab, *pair)
+            self._produce(self.topics.repartition, value, key, partition=slot, timestamp=ts if ts > 0 else 0,
+                          headers=LABEL_HEADERS)  # fmt: skip
         self._counts["labels"] += 1
         return len(where)
 

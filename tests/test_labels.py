@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import jsonschema
+import numpy as np
 import pytest
 
 from detectors import EngineConfig, MonitorBank
 from detectors.config import LabelSettings
-from detectors.join import JoinStats, LabelJoin
+from detectors.join import SEGMENT_SIZE, JoinStats, LabelJoin
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
 
@@ -37,17 +38,29 @@ def pred(rid: str | None, ts: int, p: Any = "a", label: Any = None) -> Predictio
     return PredictionEvent("m", "s", {}, ts, prediction=p, request_id=rid, label=label)
 
 
+def note(j: LabelJoin, events: list[PredictionEvent], variant: str, st: JoinStats) -> None:
+    j.predictions(events, variant, np.array([e.ts for e in events], np.int64), st)
+
+
 def join(**kw: Any) -> LabelJoin:
     return LabelJoin(LabelSettings(join="always", **kw))
+
+
+def round_trip(j: LabelJoin, segments: list[int] | None = None) -> LabelJoin:
+    """The join through its head record and the records of ``segments`` (default: all)."""
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
+    for i in [s.id for s in j.segments] if segments is None else segments:
+        assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*j.segment_state(i)))))
+    return back
 
 
 # ------------------------------------------------------------------ the join itself
 def test_a_label_waits_for_a_late_prediction_and_holds_the_ones_behind_it() -> None:
     j, st = join(), JoinStats()
     j.labels([LabelEvent("r1", "x", T0 + 50), LabelEvent("r0", "y", T0 + 60)], st)
-    j.predictions([pred("r0", T0)], "primary", T0, st)
+    note(j, [pred("r0", T0)], "primary", st)
     assert j.drain(st) == []  # r0's label is ready, but r1's is ahead of it
-    j.predictions([pred("r1", T0 + 10, "b")], "primary", T0 + 10, st)
+    note(j, [pred("r1", T0 + 10, "b")], "primary", st)
     got = j.drain(st)
     assert [(o.variant, o.prediction, o.label, o.predicted_ts, o.label_ts) for o in got] == [
         ("primary", "b", "x", T0 + 10, T0 + 50),
@@ -58,13 +71,13 @@ def test_a_label_waits_for_a_late_prediction_and_holds_the_ones_behind_it() -> N
 
 def test_unmatched_expired_evicted_and_late_are_counted() -> None:
     j, st = join(ttl_s=10, wait_s=1, max_pending=6), JoinStats()
-    j.predictions([pred(f"r{i}", T0 + i) for i in range(5)], "primary", T0 + 4, st)
+    note(j, [pred(f"r{i}", T0 + i) for i in range(5)], "primary", st)
     j.labels([LabelEvent("nobody", 1, T0 + 5)], st)
     assert j.drain(st) == [] and st.unmatched == 0  # may still come
-    j.predictions([pred("r9", T0 + 1_006)], "primary", T0 + 1_006, st)  # 1 s past the label: it gives up
+    note(j, [pred("r9", T0 + 1_006)], "primary", st)  # 1 s past the label: it gives up
     j.drain(st)
     assert st.unmatched == 1
-    j.predictions([pred("r10", T0 + 10_003)], "primary", T0 + 10_003, st)
+    note(j, [pred("r10", T0 + 10_003)], "primary", st)
     j.drain(st)
     assert st.evicted == 1 and st.expired == 2  # r0 by the cap, then r1 and r2 beyond the TTL
     assert [rid for rid, _ in j.pending] == ["r3", "r4", "r9", "r10"]
@@ -74,11 +87,11 @@ def test_unmatched_expired_evicted_and_late_are_counted() -> None:
 
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
     j, st = LabelJoin(LabelSettings(wait_s=30)), JoinStats()
-    j.predictions([pred("r0", T0)], "primary", T0, st)
+    note(j, [pred("r0", T0)], "primary", st)
     assert not j.active and not j.pending
     j.labels([LabelEvent("r0", 1, T0 + 3)], st)  # kept from wait_s after this label: not its own
     assert j.active and st.unmatched == 1 and j.since_ts == T0 + 30_003
-    j.predictions([pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], "primary", T0 + 30_003, st)
+    note(j, [pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], "primary", st)
     assert list(j.pending) == [("r2", "primary")]
     j.labels([LabelEvent("r2", 1, T0 + 30_009)], st)
     assert len(j.drain(st)) == 1 and st.joined == 1
@@ -86,25 +99,59 @@ def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
 
 def test_inline_labels_join_on_the_spot_and_off_ignores_labels() -> None:
     j, st = LabelJoin(LabelSettings()), JoinStats()
-    j.predictions([pred(None, T0, "a", label="a"), pred("r", T0 + 1, "a", label="b")], "primary", T0 + 1, st)
+    note(j, [pred(None, T0, "a", label="a"), pred("r", T0 + 1, "a", label="b")], "primary", st)
     assert [(o.prediction, o.label) for o in j.drain(st)] == [("a", "a"), ("a", "b")] and st.inline == 2
     off, st2 = LabelJoin(LabelSettings(join="off")), JoinStats()
-    off.predictions([pred("r", T0, label="b")], "primary", T0, st2)
+    note(off, [pred("r", T0, label="b")], "primary", st2)
     off.labels([LabelEvent("r", 1, T0)], st2)
     assert off.drain(st2) == [] and st2.unmatched == 1
 
 
 def test_join_state_round_trips_through_a_snapshot() -> None:
     j, st = join(), JoinStats()
-    j.predictions([pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], "primary", T0 + 1, st)
-    j.predictions([pred("r1", T0 + 1, None)], "shadow", T0 + 1, st)
+    note(j, [pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], "primary", st)
+    note(j, [pred("r1", T0 + 1, None)], "shadow", st)
     j.labels([LabelEvent("r5", True, T0 + 2), LabelEvent("r0", 2.0, T0 + 3)], st)
-    meta, arrays = unpack(pack(*j.to_state()))
-    back = LabelJoin.from_state(j.settings, meta, arrays)
+    back = round_trip(j)
     assert (back.pending, back.waiting, back.watermark, back.active) == (j.pending, j.waiting, j.watermark, True)
-    j.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
-    back.predictions([pred("r5", T0 + 4)], "primary", T0 + 4, st)
+    note(j, [pred("r5", T0 + 4)], "primary", st)
+    note(back, [pred("r5", T0 + 4)], "primary", st)
     assert j.drain(st) == back.drain(st) and len(back.waiting) == 0
+
+
+def test_a_checkpoint_writes_only_the_segments_that_changed() -> None:
+    j, st = join(ttl_s=3600, max_pending=5 * SEGMENT_SIZE), JoinStats()
+    n = 3 * SEGMENT_SIZE + 10
+    note(j, [pred(f"r{i}", T0 + i) for i in range(n)], "primary", st)
+    assert [len(s) for s in j.segments] == [SEGMENT_SIZE] * 3 + [10]
+    assert j.take_changed() == [0, 1, 2, 3] and j.take_changed() == []
+    note(j, [pred("new", T0 + n)], "primary", st)
+    assert j.take_changed() == [3]  # only the open segment
+    j.labels([LabelEvent("r5", 1, T0 + n)], st)  # a label for the oldest segment
+    assert len(j.drain(st)) == 1 and j.take_changed() == [0]
+    before = round_trip(j)
+    first = [f"r{i}" for i in range(SEGMENT_SIZE) if i != 5]
+    j.labels([LabelEvent(rid, 1, T0 + n) for rid in first], st)  # the oldest segment empties: it goes
+    j.drain(st)
+    assert [s.id for s in j.segments] == [1, 2, 3] and j.take_changed() == []
+    note(j, [pred(f"s{i}", T0 + n + i) for i in range(SEGMENT_SIZE)], "primary", st)
+    reused = j.segments[-1]
+    assert (reused.id, reused.gen) == (0, 4)  # id 0 again, a new generation
+    assert j.take_changed() == [0, 3]
+    # the old record of segment 0 (generation 0) is stale for this join, current for the old one
+    old0 = LabelJoin.read_segment(*unpack(pack(*before.segment_state(0))))
+    assert not round_trip(j, segments=[]).restore_segment(*old0)
+    assert round_trip(before, segments=[]).restore_segment(*old0)
+    back = round_trip(j)  # the 11 predictions past segment 3's end opened segment 0 again
+    assert back.pending == j.pending and back.open_inserts == j.open_inserts == 11
+
+
+def test_a_label_meets_the_newest_prediction_of_a_repeated_request() -> None:
+    j, st = join(), JoinStats()
+    note(j, [pred("dup", T0, "old")] + [pred(f"r{i}", T0 + 1) for i in range(SEGMENT_SIZE)], "primary", st)  # fmt: skip
+    note(j, [pred("dup", T0 + 2, "new"), pred("dup", T0 + 3, "newer")], "primary", st)
+    j.labels([LabelEvent("dup", 1, T0 + 4), LabelEvent("dup", 1, T0 + 5)], st)
+    assert [o.prediction for o in j.drain(st)] == ["newer", "old"]  # within a segment the newer replaces
 
 
 # ------------------------------------------------------------- concept drift on the bank
@@ -168,22 +215,24 @@ def _checkpointed(b: MonitorBank, batches: list[tuple[list[PredictionEvent], lis
     return alerts
 
 
-def _restored(state: dict[Any, bytes], **extra: Any) -> MonitorBank:
+def _restored(state: dict[Any, bytes], reverse: bool = False, **extra: Any) -> MonitorBank:
     b = bank(**extra)
-    for blob in state.values():
+    for blob in reversed(state.values()) if reverse else state.values():
         b.restore(blob)
     return b
 
 
-@pytest.mark.parametrize("cut", [6, 20, 31])
-def test_snapshot_mid_join_continues_like_an_uninterrupted_run(cut: int) -> None:
+@pytest.mark.parametrize(("cut", "reverse"), [(6, False), (20, True), (31, False)])
+def test_snapshot_mid_join_continues_like_an_uninterrupted_run(cut: int, reverse: bool) -> None:
+    """``reverse``: a join's segment records are read before its own record."""
     data = concept_stream(36_000, drift_at=18_000)
     batches = data.batches(1000)
     whole, _ = run(bank(), data, 1000)
     state: dict[Any, bytes] = {}
     head = _checkpointed(bank(), batches[:cut], state)
-    second = _restored(state)
-    assert sum(len(j.pending) for j in second._joins.values()) > 0
+    second = _restored(state, reverse)
+    assert sum(j.size for j in second._joins.values()) > 0
+    assert sum(len(j.segments) for j in second._joins.values()) > 1
     tail = _checkpointed(second, batches[cut:], state)
     assert [a["alert_id"] for a in head + tail] == [a["alert_id"] for a in whole] and whole
 

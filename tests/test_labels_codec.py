@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 
 from schemas import LabelEvent, Rejection, decode_label, encode_label, load_schema
+from schemas import labels as labels_codec
 from tests.test_codec import strict_json
 
 EXAMPLES = json.loads((Path(__file__).parents[1] / "schemas" / "examples" / "labels.json").read_text())
@@ -31,6 +33,27 @@ def test_schema_and_codec_agree(example: dict[str, Any]) -> None:
         assert example["reason"] == "invalid_json"
         return
     assert not VALIDATOR.is_valid(doc), "the schema accepts what the codec rejects"
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e["name"] for e in EXAMPLES])
+def test_the_fast_path_accepts_only_what_the_full_checks_accept(example: dict[str, Any]) -> None:
+    try:
+        obj = json.loads(example["raw"])
+    except ValueError:
+        return
+    fast = labels_codec._fast(obj) if type(obj) is dict else None
+    if fast is not None:
+        assert fast == labels_codec._validate(obj, 1) == decode_label(example["raw"].encode(), 1)
+
+
+def test_the_fast_path_takes_the_common_labels() -> None:
+    assert labels_codec._fast({"request_id": "r", "label": 0.5, "ts": 7}) == LabelEvent("r", 0.5, 7)
+    canonical = orjson.loads(encode_label(LabelEvent("r", True, 7), "m", "s"))
+    assert labels_codec._fast(canonical) == LabelEvent("r", True, 7, "m", "s")
+    for odd in ({"request_id": "r", "label": 1, "ts": 7, "model": "m"}, {"request_id": "r", "label": [1], "ts": 7},
+                {"request_id": "r", "label": 1, "ts": 7.5}, {"request_id": "r", "label": 1, "ts": True},
+                {"request_id": "", "label": 1, "ts": 7}, {"request_id": "r", "label": 1, "ts": 7, "x": 1}):  # fmt: skip
+        assert labels_codec._fast(odd) is None
 
 
 def test_schema_is_valid_json_schema() -> None:

@@ -2,7 +2,9 @@
 
 Loop: ``consume(batch)`` → codec → bad messages to the dead-letter topic, events outside
 their home partition to the repartition topic, the rest grouped by state partition → one
-:class:`MonitorBank` per owned partition → alerts and window summaries produced.
+:class:`MonitorBank` per owned partition → alerts and window summaries produced. A label goes
+straight to its stage's join when this process owns the stage's home, else through the
+repartition topic.
 
 Checkpoint (every ``checkpoint_interval_s`` or ``checkpoint_messages``, on revocation and at
 shutdown), always in this order: snapshots of changed monitors and the offsets record →
@@ -20,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -29,7 +32,7 @@ from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
 from .labelroute import LABEL_HEADERS, is_label, targets
-from .observe import HealthServer, Metrics
+from .observe import HealthServer, Metrics, observe_many
 from .settings import RunConfig
 from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
 from .topology import Homes, Topology, ensure_topics
@@ -175,7 +178,7 @@ class Processor:
             raw = m.value()
             ts = m.timestamp()[1]
             if topic == labels_topic:
-                n_rekey += self._route_label(m, max_bytes)
+                n_rekey += self._route_label(m, max_bytes, labels)
                 continue
             if topic == repart and is_label(m.headers()):  # type: ignore[arg-type]
                 lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
@@ -223,8 +226,9 @@ class Processor:
         for slot, labs in labels.items():
             self._feed(banks[slot], [], labs)
 
-    def _route_label(self, m: Message, max_bytes: int) -> int:
-        """A labels-topic record to the home of each stage it is for; how many were produced."""
+    def _route_label(self, m: Message, max_bytes: int, here: dict[int, list[LabelEvent]]) -> int:
+        """A labels-topic record to the home of each stage it is for: straight into ``here`` when
+        this process owns that home, else through the repartition topic. How many were produced."""
         ts = m.timestamp()[1]
         lab = decode_label(m.value(), ts if ts >= 0 else None, max_bytes)
         if isinstance(lab, Rejection):
@@ -234,14 +238,20 @@ class Processor:
         if isinstance(where, Rejection):
             self._dead_letter(m, where)
             return 0
+        produced = 0
         for pair in where:
             key, slot = self._homes[pair]
+            named = pair == (lab.model, lab.stage)
+            if slot in self.banks:
+                here.setdefault(slot, []).append(lab if named else LabelEvent(lab.request_id, lab.label, lab.ts, *pair))
+                continue
             # as it came when it names its stage (and its time, if it relies on the record's)
-            value = m.value() if ts > 0 and pair == (lab.model, lab.stage) else encode_label(lab, *pair)
+            value = m.value() if ts > 0 and named else encode_label(lab, *pair)
             self._produce(self.topics.repartition, value, key, partition=slot, timestamp=ts if ts > 0 else 0,
                           headers=LABEL_HEADERS)  # fmt: skip
+            produced += 1
         self._counts["labels"] += 1
-        return len(where)
+        return produced
 
     def _feed(self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = ()) -> None:
         untracked = bank.stats.untracked_events
@@ -274,9 +284,8 @@ class Processor:
                 self.metrics.unlabelled.labels(reason).inc(d)
         self._counts["joined"] += delta[0] + delta[1]
         self._counts["labels_settled"] += delta[0] + delta[2] + delta[3]  # joined, unmatched or late
-        observe = self.metrics.label_delay.observe
-        for ms in delays_ms:
-            observe(ms / 1000)
+        if delays_ms:
+            observe_many(self.metrics.label_delay, np.asarray(delays_ms, dtype=np.float64) / 1000)
 
     def _produce(self, topic: str, value: bytes | None, key: bytes, **kw: Any) -> None:
         while True:

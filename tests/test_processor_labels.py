@@ -1,6 +1,7 @@
 """``driftstream run`` joins delayed labels on real brokers: a concept drift (inputs and predictions
-unchanged, the right answers changed) is caught from labels alone, and the predictions waiting
-for their labels survive a restart through the state topic."""
+unchanged, the right answers changed) is caught from labels alone, the predictions waiting
+for their labels survive a restart through the state topic, and labels read by a worker without
+their stage's home reach it through the repartition topic."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import pytest
 
 from detectors import EngineConfig, MonitorBank
 from schemas import LabelEvent, PredictionEvent
+from streams.topology import home_partition
 
 from .conftest import Broker
-from .harness import alerts_of, produce, read_topic, start, wait_for
+from .harness import alerts_of, produce, read_topic, start, topic_names, wait_for
 from .labels_synth import Labelled, concept_stream
 
 pytestmark = pytest.mark.broker
@@ -144,3 +146,49 @@ def test_bad_and_unplaceable_labels_are_dead_lettered(broker: Broker, tmp_path: 
     got = {m.value(): dict(m.headers())["driftstream.reason"].decode() for m in dead}
     assert got == bad
     assert held == len(good)  # for m/s's predictions, which have not come (yet)
+
+
+def test_labels_reach_homes_another_worker_owns_through_the_repartition_topic(broker: Broker, tmp_path: Path) -> None:
+    """Two workers in one group, labels keyed by request_id: a label whose stage lives with the
+    worker that read it goes straight to its join, the others take the repartition topic; every
+    one meets its prediction and each stage's concept drift is caught."""
+    prefix = f"h{uuid.uuid4().hex[:8]}"
+    partitions = topic_names(prefix)["partitions"]
+    stages, seen = [], set()
+    for i in range(100):  # one stage per partition, so both workers own some
+        home = home_partition(f"fraud{i}/score".encode(), partitions)
+        if home not in seen:
+            seen.add(home)
+            stages.append(f"fraud{i}")
+    preds: list[tuple[bytes, bytes]] = []
+    labels: list[tuple[bytes, bytes]] = []
+    for i, model in enumerate(stages):
+        data = concept_stream(20_000, drift_at=10_000, seed=i, model=model)
+        p, _ = _split(data)
+        preds += p
+        labels += [(e.request_id.encode(), orjson.dumps({"request_id": e.request_id, "label": e.label, "ts": e.ts,
+                    "model": e.model, "stage": e.stage})) for e in data.items if isinstance(e, LabelEvent)]  # fmt: skip
+    a = start(tmp_path, broker, prefix, CFG, name="a")
+    b = start(tmp_path, broker, prefix, CFG, name="b")
+    workers = (a, b)
+    try:
+        for w in workers:
+            w.wait_ready()
+        wait_for(lambda: all(w.metric("driftstream_partitions_assigned") > 0 for w in workers), 60, "both to own")
+        produce(broker, f"{prefix}-predictions", preds)
+        produce(broker, f"{prefix}-labels", labels)
+        total = lambda name: sum(w.metric(name) for w in workers)  # noqa: E731
+        wait_for(lambda: total("driftstream_labels_total") >= len(labels), 120, "every label joined or not")
+        joined = total('driftstream_labels_total{outcome="joined"}')
+        hops = total("driftstream_events_repartitioned_total")
+        alerts = alerts_of(read_topic(broker, f"{prefix}-alerts", timeout=30, idle=3))
+        for w in workers:
+            assert w.stop()[0] == 0, w.log()[-3000:]
+    finally:
+        for w in workers:
+            if w.proc.poll() is None:
+                w.proc.kill()
+    assert joined == len(labels)
+    assert 0.2 * len(labels) < hops < len(labels)  # about half the labels: read by the worker without their home
+    caught = {a["model"] for a in alerts if a["status"] == "firing" and a["signal"] == "error"}
+    assert caught == set(stages)

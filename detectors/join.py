@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count, islice, takewhile
 from operator import attrgetter
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -44,9 +44,8 @@ from .config import LabelSettings
 __all__ = ["SEGMENT_SIZE", "JoinStats", "Kept", "LabelJoin", "Outcome", "Segment"]
 
 
-@dataclass(slots=True, frozen=True)
-class Outcome:
-    """A prediction of one variant and its label."""
+class Outcome(NamedTuple):
+    """A prediction of one variant and its label (a tuple: one is made per joined pair)."""
 
     variant: str
     prediction: Any
@@ -223,7 +222,11 @@ class LabelJoin:
                 waiting.popleft()
                 out.append(Outcome(inline[0], inline[2], label, inline[1], lts))
                 continue
-            found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
+            if len(self.variants) == 1:
+                got = self._take(rid, self.variants[0])
+                found = [] if got is None else [(self.variants[0], got)]
+            else:
+                found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
             if not found:
                 if self.watermark <= lts + wait:
                     break  # its prediction may still come: the ones behind wait too

@@ -30,6 +30,7 @@ from .psi import PSIPool, PSIWindows
 from .reference import MonitorProfile, SignalProfile
 from .shadow import agree
 from .snapshot import SnapshotError, pack, unpack
+from .variant_errors import compare_errors
 from .variants import Comparison, compare
 
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
@@ -80,9 +81,9 @@ class MonitorBank:
         self._by_pair: dict[tuple[str, str], list[Key]] = {}  # (model, stage) -> its monitors' keys
         self.joins = JoinStats()
         self._joins: dict[tuple[str, str], LabelJoin] = {}  # (model, stage) -> its label join
-        self._strays: dict[
-            tuple[str, str], list[tuple[int, int, dict[str, Kept]]]
-        ] = {}  # segments restored before their join
+        # restore: segment records read before their join's record, and the joins whose record was read
+        self._strays: dict[tuple[str, str], list[tuple[int, int, dict[str, Kept]]]] = {}
+        self._joins_read: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- batches
     def process(self, events: Sequence[Any], labels: Sequence[Any] = ()) -> BankOutput:
@@ -124,9 +125,12 @@ class MonitorBank:
             join.predictions(evs[a:b], mon.key[2], ts[a:b], self.joins)
             if join.waiting or join.active:
                 joins.add(mon.key[:2])
+        compared: list[tuple[tuple[str, str], list[Outcome]]] = []
         for pair in sorted(joins):
             self._dirty.add((*pair, ""))
             outcomes = self._joins[pair].drain(self.joins)
+            if outcomes and self._candidates.get(pair):
+                compared.append((pair, outcomes))
             by_variant: dict[str, list[Outcome]] = {}
             for o in outcomes:
                 by_variant.setdefault(o.variant, []).append(o)
@@ -138,6 +142,8 @@ class MonitorBank:
         self._run(feeds, out)
         if self.config.variants and n:
             self._compare_variants(index, events, gids, out)
+        for pair, outcomes in compared:
+            self._compare_errors(pair, outcomes, out)
         if self.config.pipelines and out.alerts:
             self._relate(out)
         for mon, last_ts in touched:
@@ -233,6 +239,25 @@ class MonitorBank:
                        for ts, aid in self.monitors[key].fired if at - span <= ts <= at}  # fmt: skip
             if related:
                 a["related"] = sorted(related)
+
+    def _compare_errors(self, pair: tuple[str, str], outcomes: list[Outcome], out: BankOutput) -> None:
+        """Candidates' error rates against their baseline's, on this batch's joined pairs (see
+        ``variant_errors``); after the monitors ingested them."""
+        for cand_key, rule in sorted(self._candidates[pair].items()):
+            cand = self.monitors.get(cand_key)
+            rows = [o for o in outcomes if o.variant == rule.baseline or o.variant == cand_key[2]]
+            if cand is None or not rows:
+                continue
+            n = len(rows)
+            side = np.fromiter((o.variant != rule.baseline for o in rows), np.int64, n)
+            ts = np.fromiter((o.label_ts for o in rows), np.int64, n)
+            wrong = np.fromiter((math.nan if o.prediction is None else float(not agree(o.prediction, o.label, 0.0))
+                                 for o in rows), np.float64, n)  # fmt: skip
+            pos = cand.joined - int(side.sum()) + np.cumsum(side) - 1
+            docs = compare_errors(rule, cand, side, ts, wrong, pos, "error" in cand.signals, self._wall())
+            self._dirty.add(cand_key)  # its comparison counted them
+            for doc in docs:
+                self._emit(doc, out)
 
     def _compare_variants(
         self, index: dict[Key, int], events: Sequence[Any], gids: np.ndarray, out: BankOutput
@@ -707,13 +732,14 @@ class MonitorBank:
             model, stage = (str(k) for k in meta["join"])
             join = LabelJoin.from_state(self.config.label_settings(model, stage), meta, arrays)
             self._joins[(model, stage)] = join
+            self._joins_read.add((model, stage))
             for seg in self._strays.pop((model, stage), ()):
                 join.restore_segment(*seg)
             return (model, stage, "")
         if "join_segment" in meta:
             model, stage = (str(k) for k in meta["join_segment"])
             seg = LabelJoin.read_segment(meta, arrays)
-            if (model, stage) in self._joins:
+            if (model, stage) in self._joins_read:
                 self._joins[(model, stage)].restore_segment(*seg)  # False: stale, left out
             else:
                 self._strays.setdefault((model, stage), []).append(seg)  # its join's record may come later

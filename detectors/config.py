@@ -153,6 +153,12 @@ class VariantRule(_Strict):
     agreement_critical: float = Field(0.8, gt=0, le=1, description="Below this: critical.")
     min_pairs: int = Field(200, ge=1, description="Pairs per window; fewer: its agreement is not judged.")
     max_pending: int = Field(100_000, ge=1, description="Predictions waiting for their pair, at most.")
+    error_warning: float = Field(
+        0.05, gt=0, le=1, description="Candidate's error rate above the baseline's by this much in a window: warning."
+    )
+    error_critical: float = Field(0.15, gt=0, le=1, description="By this much: critical.")
+    error_alpha: float = Field(1e-3, gt=0, lt=1, description="Also required: chi-square test of equal error rates.")
+    min_outcomes: int = Field(200, ge=10, description="Joined pairs per variant and window; fewer: not judged.")
 
     def compares(self, model: str, stage: str, variant: str) -> bool:
         return (

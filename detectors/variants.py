@@ -69,8 +69,13 @@ class Comparison:
     max_ts: int = _FAR_PAST
     late: int = 0
     windows: dict[int, Window] = field(default_factory=dict)
-    alerts: dict[str, AlertState] = field(default_factory=dict)  # per signal name, and "agreement"
+    alerts: dict[str, AlertState] = field(default_factory=dict)  # per signal name, "agreement" and "error"
     pending: Pending = field(default_factory=Pending)
+    # joined pairs by label time (see ``variant_errors``): window -> [baseline pairs, errors, candidate pairs,
+    # errors, candidate's first and last position]
+    error_windows: dict[int, list[int]] = field(default_factory=dict)
+    errors_max_ts: int = _FAR_PAST
+    errors_late: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +85,9 @@ class Comparison:
             "windows": {str(k): w.to_json() for k, w in self.windows.items()},
             "alerts": {s: a.to_json() for s, a in self.alerts.items()},
             "pending": self.pending.to_json(),
+            "error_windows": {str(k): w for k, w in self.error_windows.items()},
+            "errors_max_ts": self.errors_max_ts,
+            "errors_late": self.errors_late,
         }
 
     @classmethod
@@ -91,6 +99,9 @@ class Comparison:
             {int(k): Window.from_json(w) for k, w in data["windows"].items()},
             {s: AlertState.from_json(a) for s, a in data["alerts"].items()},
             Pending.from_json(data["pending"]),
+            {int(k): [int(x) for x in w] for k, w in data.get("error_windows", {}).items()},
+            int(data.get("errors_max_ts", _FAR_PAST)),
+            int(data.get("errors_late", 0)),
         )
 
 

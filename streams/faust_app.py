@@ -1,7 +1,7 @@
 """The Faust runtime: ``driftstream faust-worker`` or ``faust -A streams.faust_app worker``.
 
 For teams whose stream processing already runs on faust-streaming. One agent consumes the
-input topics and the repartition topic in ``take`` batches and hands them to
+input topics, the labels topic and the repartition topic in ``take`` batches and hands them to
 :class:`~streams.faust_runtime.FaustRuntime` (the same bank, routing, alerts, dead letters
 and alert ids as ``driftstream run``). Monitor snapshots live in a Faust table whose
 changelog is ``topics.state``. Faust's web server serves ``/metrics``, ``/healthz``,
@@ -53,7 +53,8 @@ def create_app(cfg: RunConfig, topology: Topology, metrics: Metrics | None = Non
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
     app: Any = faust.App(cfg.processor.group, **faust_settings(cfg, topology))  # faust's stubs are partial
     # acks=False: Faust does not commit these offsets; each checkpoint commits what its state covers
-    source = app.topic(*cfg.topics.input, cfg.topics.repartition, acks=False, **raw)
+    labels = [cfg.topics.labels] if cfg.topics.labels else []
+    source = app.topic(*cfg.topics.input, *labels, cfg.topics.repartition, acks=False, **raw)
     out = {name: app.topic(getattr(cfg.topics, name), **raw) for name in ("alerts", "metrics", "deadletter")}
     out["repartition"] = app.topic(cfg.topics.repartition, **raw)
     changelog = app.topic(cfg.topics.state, partitions=topology.partitions, compacting=True, deleting=False, **raw)

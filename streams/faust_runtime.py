@@ -44,11 +44,12 @@ from confluent_kafka import TopicPartition as KafkaTP
 from faust.types import TP as TopicPartition
 
 from detectors import EngineConfig, MonitorBank, SnapshotError
-from schemas import PredictionEvent, Rejection, decode
+from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label, encode_label
 
 from .clients import admin_config
 from .deadletter import dead_letter
 from .faust_state import offsets_key, offsets_value, read_marks
+from .labelroute import LABEL_HEADERS, JoinCounter, is_label, targets
 from .observe import Metrics
 from .settings import RunConfig
 from .state import (
@@ -97,7 +98,12 @@ class FaustRuntime:
             "covered": 0,  # below a monitor's own checkpointed offsets (a crash mid-checkpoint)
             "stale": 0,
             "gaps": 0,  # jumps in an input partition's offsets (0 unless transactions or compaction)
+            "labels": 0,
+            "joined": 0,
+            "labels_settled": 0,
         }
+        self._joins = JoinCounter(metrics, self.counts)
+        self._labels_topic = cfg.topics.labels
         self.last_checkpoint = time.monotonic()
         self._written: dict[int, Marks] = {}
         self._ahead = AheadMonitors()
@@ -142,6 +148,7 @@ class FaustRuntime:
         t0 = time.perf_counter()
         self.unchecked += len(events)
         by_slot: dict[int, list[PredictionEvent]] = {}
+        labels: dict[int, list[LabelEvent]] = {}
         consumed: dict[str, int] = {}
         max_bytes = self.cfg.processor.max_event_bytes
         rekey = 0
@@ -175,6 +182,16 @@ class FaustRuntime:
                         topic, part, self.positions[tp], off - 1)  # fmt: skip
             self.positions[tp] = off + 1
             ts_ms = round(msg.timestamp * 1000) if msg.timestamp else None
+            if topic == self._labels_topic:
+                rekey += await self._route_label(msg, ts_ms, max_bytes, labels)
+                continue
+            if topic == self._repart and is_label(msg.headers):
+                lab = decode_label(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
+                if type(lab) is LabelEvent:
+                    labels.setdefault(part, []).append(lab)
+                else:
+                    await self._dead_letter(msg, lab)  # type: ignore[arg-type]
+                continue
             ev = decode(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
             if type(ev) is not PredictionEvent:
                 await self._dead_letter(msg, ev)  # type: ignore[arg-type]
@@ -206,17 +223,50 @@ class FaustRuntime:
             self.metrics.repartitioned.inc(rekey)
             self.counts["repartitioned"] += rekey
         for slot, evs in by_slot.items():
-            await self._feed(self.banks[slot], evs)
+            await self._feed(self.banks[slot], evs, labels.pop(slot, ()))
+        for slot, labs in labels.items():
+            await self._feed(self.banks[slot], [], labs)
         self.metrics.batch_seconds.observe(time.perf_counter() - t0)
         self.metrics.batch_size.observe(len(events))
 
-    async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent]) -> None:
+    async def _route_label(self, msg: Any, ts_ms: int | None, max_bytes: int,
+                           here: dict[int, list[LabelEvent]]) -> int:  # fmt: skip
+        """A labels-topic record to the home of each stage it is for: straight into ``here`` when
+        that home is assigned here, else through the repartition topic. How many were forwarded."""
+        lab = decode_label(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
+        if isinstance(lab, Rejection):
+            await self._dead_letter(msg, lab)
+            return 0
+        where = targets(lab, self.engine)
+        if isinstance(where, Rejection):
+            await self._dead_letter(msg, where)
+            return 0
+        forwarded = 0
+        for pair in where:
+            key, slot = self._homes[pair]
+            named = pair == (lab.model, lab.stage)
+            if (self._repart, slot) in self.live:
+                if slot not in self.banks:  # assigned, not restored yet: now, as for its own events
+                    self.unrestored.add(slot)
+                    await self._restore_unrestored()
+                here.setdefault(slot, []).append(lab if named else LabelEvent(lab.request_id, lab.label, lab.ts, *pair))
+                continue
+            value = msg.value if ts_ms and ts_ms > 0 and named else encode_label(lab, *pair)
+            await self._publish(self.topics["repartition"], key=key, value=value, partition=slot,
+                                timestamp=_seconds(ts_ms), headers=list(LABEL_HEADERS))  # fmt: skip
+            forwarded += 1
+        self.counts["labels"] += 1
+        return forwarded
+
+    async def _feed(self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = ()) -> None:
         untracked = bank.stats.untracked_events
-        out = bank.process(evs)
+        before = self._joins.before(bank)
+        out = bank.process(evs, labels)
         self.metrics.processed.inc(len(evs))
         self.counts["processed"] += len(evs)
         if bank.stats.untracked_events != untracked:
             self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
+        self._joins.after(bank, before)
         for doc in out.alerts:
             self.metrics.alerts.labels(doc["status"], doc["severity"], doc["detector"]).inc()
             await self._send("alerts", doc)

@@ -22,7 +22,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -31,8 +30,8 @@ from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
-from .labelroute import LABEL_HEADERS, is_label, targets
-from .observe import HealthServer, Metrics, observe_many
+from .labelroute import LABEL_HEADERS, JoinCounter, is_label, targets
+from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
 from .topology import Homes, Topology, ensure_topics
@@ -66,6 +65,7 @@ class Processor:
         self._last_checkpoint = time.monotonic()
         self._counts = {"consumed": 0, "processed": 0, "rejected": 0, "repartitioned": 0, "alerts": 0, "covered": 0,
                         "labels": 0, "joined": 0, "labels_settled": 0}  # fmt: skip
+        self._joins = JoinCounter(self.metrics, self._counts)
         self._ahead = AheadMonitors()  # monitors restored a checkpoint ahead of their partition
 
     # ------------------------------------------------------------------ set-up
@@ -180,7 +180,7 @@ class Processor:
             if topic == labels_topic:
                 n_rekey += self._route_label(m, max_bytes, labels)
                 continue
-            if topic == repart and is_label(m.headers()):  # type: ignore[arg-type]
+            if topic == repart and is_label(m.headers()):
                 lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
                 if type(lab) is LabelEvent:
                     labels.setdefault(part, []).append(lab)
@@ -255,16 +255,13 @@ class Processor:
 
     def _feed(self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = ()) -> None:
         untracked = bank.stats.untracked_events
-        j = bank.joins
-        before = (j.joined, j.inline, j.unmatched, j.late, j.expired, j.evicted)
+        before = self._joins.before(bank)
         out = bank.process(evs, labels)
         self.metrics.processed.inc(len(evs))
         self._counts["processed"] += len(evs)
         if bank.stats.untracked_events != untracked:
             self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
-        after = (j.joined, j.inline, j.unmatched, j.late, j.expired, j.evicted)
-        if after != before:
-            self._count_joins([a - b for a, b in zip(after, before, strict=True)], j.take_delays())
+        self._joins.after(bank, before)
         produce = self._produce
         for doc in out.alerts:
             self.metrics.alerts.labels(doc["status"], doc["severity"], doc["detector"]).inc()
@@ -274,18 +271,6 @@ class Processor:
             produce(self.topics.metrics, orjson.dumps(doc), f"{doc['model']}/{doc['stage']}".encode())
         if out.summaries:
             self.metrics.summaries.inc(len(out.summaries))
-
-    def _count_joins(self, delta: list[int], delays_ms: list[int]) -> None:
-        for outcome, d in zip(("joined", "inline", "unmatched", "late"), delta, strict=False):
-            if d:
-                self.metrics.labels.labels(outcome).inc(d)
-        for reason, d in zip(("expired", "evicted"), delta[4:], strict=True):
-            if d:
-                self.metrics.unlabelled.labels(reason).inc(d)
-        self._counts["joined"] += delta[0] + delta[1]
-        self._counts["labels_settled"] += delta[0] + delta[2] + delta[3]  # joined, unmatched or late
-        if delays_ms:
-            observe_many(self.metrics.label_delay, np.asarray(delays_ms, dtype=np.float64) / 1000)
 
     def _produce(self, topic: str, value: bytes | None, key: bytes, **kw: Any) -> None:
         while True:

@@ -22,9 +22,10 @@ from .labels_synth import Labelled, concept_stream
 
 pytestmark = pytest.mark.broker
 
-# join from the first prediction, and room for every prediction of the test: which labels meet their
-# predictions then does not depend on how the two topics interleave, so ids match an in-memory run
-LABELS = {"join": "always", "max_pending": 100_000, "warmup_pairs": 1000}
+# join from the first prediction, and room for every prediction and label of the test: which labels
+# meet their predictions then does not depend on how the two topics interleave (a worker may read
+# every label before the predictions), so ids match an in-memory run
+LABELS = {"join": "always", "max_pending": 100_000, "max_waiting": 100_000, "warmup_pairs": 1000}
 CFG: dict[str, Any] = {"defaults": {"warmup_events": 2000, "labels": LABELS}, "label_targets": ["fraud/score"]}
 
 
@@ -59,13 +60,14 @@ def _firing(broker: Broker, prefix: str, want: set[str]) -> list[dict[str, Any]]
     return [a for a in alerts_of(read_topic(broker, f"{prefix}-alerts", timeout=30, idle=3)) if a["status"] == "firing"]
 
 
-def test_concept_drift_is_caught_from_delayed_labels_alone(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["run", "faust-worker"])
+def test_concept_drift_is_caught_from_delayed_labels_alone(broker: Broker, tmp_path: Path, command: str) -> None:
     prefix = f"l{uuid.uuid4().hex[:8]}"
     data = concept_stream(40_000, drift_at=20_000, named=False)  # labels without model/stage: label_targets
     want = _expected(data)
     assert want
     preds, labels = _split(data)
-    run = start(tmp_path, broker, prefix, CFG)
+    run = start(tmp_path, broker, prefix, CFG, command=command)
     try:
         run.wait_ready()
         produce(broker, f"{prefix}-predictions", preds)
@@ -148,7 +150,10 @@ def test_bad_and_unplaceable_labels_are_dead_lettered(broker: Broker, tmp_path: 
     assert held == len(good)  # for m/s's predictions, which have not come (yet)
 
 
-def test_labels_reach_homes_another_worker_owns_through_the_repartition_topic(broker: Broker, tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", ["run", "faust-worker"])
+def test_labels_reach_homes_another_worker_owns_through_the_repartition_topic(
+    broker: Broker, tmp_path: Path, command: str
+) -> None:
     """Two workers in one group, labels keyed by request_id: a label whose stage lives with the
     worker that read it goes straight to its join, the others take the repartition topic; every
     one meets its prediction and each stage's concept drift is caught."""
@@ -168,8 +173,8 @@ def test_labels_reach_homes_another_worker_owns_through_the_repartition_topic(br
         preds += p
         labels += [(e.request_id.encode(), orjson.dumps({"request_id": e.request_id, "label": e.label, "ts": e.ts,
                     "model": e.model, "stage": e.stage})) for e in data.items if isinstance(e, LabelEvent)]  # fmt: skip
-    a = start(tmp_path, broker, prefix, CFG, name="a")
-    b = start(tmp_path, broker, prefix, CFG, name="b")
+    a = start(tmp_path, broker, prefix, CFG, name="a", command=command)
+    b = start(tmp_path, broker, prefix, CFG, name="b", command=command)
     workers = (a, b)
     try:
         for w in workers:

@@ -24,8 +24,10 @@ nothing. Labels older than that cannot meet their predictions and count as unmat
 
 Kept predictions live in segments of ``SEGMENT_SIZE`` in arrival order, each a state record of
 its own next to the join's small head record: a checkpoint writes the segments that changed
-(the newest, and the ones a label, the TTL or the cap touched), not all of a stage's up to
-``max_pending`` predictions. A label looks for its request in the newest segment first.
+(the newest, and the ones the TTL or the cap touched), not all of a stage's up to
+``max_pending`` predictions. A label looks for its request in the newest segment first. The
+prediction it takes is noted in the head record instead of rewriting its segment (labels come
+hours late, each in another old segment), until ``REWRITE_AFTER`` notes make a rewrite cheaper.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ import numpy as np
 
 from .config import LabelSettings
 
-__all__ = ["SEGMENT_SIZE", "JoinStats", "Kept", "LabelJoin", "Outcome", "Segment"]
+__all__ = ["REWRITE_AFTER", "SEGMENT_SIZE", "JoinStats", "Kept", "LabelJoin", "Outcome", "Segment"]
 
 
 class Outcome(NamedTuple):
@@ -78,6 +80,7 @@ Pending = dict[tuple[str, str], tuple[int, Any]]  # (request_id, variant) -> (ts
 Kept = dict[str, tuple[int, Any]]  # request_id -> (ts, prediction)
 
 SEGMENT_SIZE = 1024  # predictions kept per segment
+REWRITE_AFTER = 64  # removals noted in the join's record before their segment is written anew
 _RID = attrgetter("request_id")
 _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
@@ -94,6 +97,7 @@ class Segment:
     id: int
     gen: int
     entries: dict[str, Kept] = field(default_factory=dict)  # variant -> its predictions
+    removed: list[tuple[str, str]] = field(default_factory=list)  # taken since its record was written
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
@@ -181,12 +185,17 @@ class LabelJoin:
             done += take
 
     def _take(self, rid: str, variant: str) -> tuple[int, Any] | None:
+        """Pop a kept prediction. Its segment is not rewritten for it: the removal goes in the
+        join's own record, until REWRITE_AFTER of them make rewriting the segment cheaper."""
         for seg in reversed(self.segments):
             kept = seg.entries.get(variant)
             if kept is not None:
                 got = kept.pop(rid, None)
                 if got is not None:
-                    self.changed.add(seg.id)
+                    if seg.id not in self.changed:
+                        seg.removed.append((rid, variant))
+                        if len(seg.removed) >= REWRITE_AFTER:
+                            self.changed.add(seg.id)
                     return got
         return None
 
@@ -275,7 +284,12 @@ class LabelJoin:
     def take_changed(self) -> list[int]:
         """Ids of the live segments changed since the last call (what a checkpoint writes)."""
         changed, self.changed = self.changed, set()
-        return sorted(s.id for s in self.segments if s.id in changed)
+        out = []
+        for s in self.segments:
+            if s.id in changed:
+                s.removed = []  # its record is written anew
+                out.append(s.id)
+        return sorted(out)
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of the join without its segments' entries: written at every
@@ -285,7 +299,10 @@ class LabelJoin:
             "since": self.since_ts,
             "watermark": self.watermark,
             "variants": self.variants,
-            "segments": [[s.id, s.gen] for s in self.segments],
+            "segments": [
+                [s.id, s.gen, [rid for rid, _ in s.removed], [self.variants.index(v) for _, v in s.removed]]
+                for s in self.segments
+            ],
             "open_inserts": self.open_inserts,
             "next_gen": self.next_gen,
             "waiting": [[rid, lab, lts, list(inline) if inline else None] for rid, lab, lts, inline in self.waiting],
@@ -314,7 +331,10 @@ class LabelJoin:
         join.since_ts = int(meta["since"])
         join.watermark = int(meta["watermark"])
         join.variants = [str(v) for v in meta["variants"]]
-        join.segments = [Segment(int(i), int(g)) for i, g in meta["segments"]]
+        join.segments = [
+            Segment(int(i), int(g), {}, [(str(rid), join.variants[v]) for rid, v in zip(rids, vs, strict=True)])
+            for i, g, rids, vs in meta["segments"]
+        ]
         join.open_inserts = int(meta["open_inserts"])
         join.next_gen = int(meta["next_gen"])
         join.waiting = deque(
@@ -337,6 +357,8 @@ class LabelJoin:
         """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
         for seg in self.segments:
             if seg.id == seg_id and seg.gen == gen:
+                for rid, variant in seg.removed:  # taken after the record was written
+                    entries.get(variant, {}).pop(rid, None)
                 seg.entries = entries
                 return True
         return False

@@ -11,7 +11,7 @@ import pytest
 from detectors import EngineConfig, MonitorBank
 from detectors.bank import SEGMENT_KEY
 from detectors.config import LabelSettings
-from detectors.join import SEGMENT_SIZE, JoinStats, LabelJoin
+from detectors.join import REWRITE_AFTER, SEGMENT_SIZE, JoinStats, LabelJoin
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
 
@@ -128,10 +128,17 @@ def test_a_checkpoint_writes_only_the_segments_that_changed() -> None:
     assert j.take_changed() == [0, 1, 2, 3] and j.take_changed() == []
     note(j, [pred("new", T0 + n)], "primary", st)
     assert j.take_changed() == [3]  # only the open segment
+    written0 = LabelJoin.read_segment(*unpack(pack(*j.segment_state(0))))  # segment 0's record
     j.labels([LabelEvent("r5", 1, T0 + n)], st)  # a label for the oldest segment
-    assert len(j.drain(st)) == 1 and j.take_changed() == [0]
+    assert len(j.drain(st)) == 1 and j.take_changed() == []  # noted in the join's record instead
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
+    assert back.restore_segment(*written0) and back.segments[0].entries == j.segments[0].entries
+    assert len(back.segments[0]) == SEGMENT_SIZE - 1  # the note applied to the older record
+    j.labels([LabelEvent(f"r{i}", 1, T0 + n) for i in range(6, 5 + REWRITE_AFTER)], st)
+    j.drain(st)
+    assert j.take_changed() == [0] and j.segments[0].removed == []  # enough notes: written anew
     before = round_trip(j)
-    first = [f"r{i}" for i in range(SEGMENT_SIZE) if i != 5]
+    first = [f"r{i}" for i in range(SEGMENT_SIZE) if not 5 <= i < 5 + REWRITE_AFTER]
     j.labels([LabelEvent(rid, 1, T0 + n) for rid in first], st)  # the oldest segment empties: it goes
     j.drain(st)
     assert [s.id for s in j.segments] == [1, 2, 3] and j.take_changed() == []

@@ -2,8 +2,8 @@
 
 The common label (``request_id``, ``label``, integer ``ts``, perhaps ``model`` and ``stage``,
 nothing else) takes a fast path; every other value gets every check, with the reason codes the
-prediction codec uses. A label is decoded twice (on the labels topic, and at its stage's home
-after the re-key hop), so this matters. :func:`encode_label` writes the canonical form that the
+prediction codec uses. A label that takes the re-key hop is decoded twice (on the labels topic,
+and at its stage's home), so this matters. :func:`encode_label` writes the canonical form that the
 processor re-keys to a monitor's home partition (model and stage filled in).
 """
 

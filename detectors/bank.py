@@ -59,6 +59,13 @@ class BankStats:
     alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, severity, detector)
 
 
+def _wrong(preds: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
+    """The error indicator of joined pairs: 1 when a prediction differs from its label, nan when
+    there was no prediction."""
+    it = (math.nan if p is None else float(not agree(p, v, 0.0)) for p, v in zip(preds, labels, strict=True))
+    return np.fromiter(it, np.float64, len(preds))
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -201,8 +208,7 @@ class MonitorBank:
             lab.s_count += n
             self._feed_categorical(mon, lab, labels, pos, ts, feeds)
         if "error" in sigs:
-            wrong = (math.nan if p is None else float(not agree(p, v, 0.0)) for p, v in zip(preds, labels, strict=True))
-            err = np.fromiter(wrong, np.float64, n)
+            err = _wrong(preds, labels)
             self._outcome_values(mon, sigs["error"], Chunk(err, pos, ts), feeds)
         else:
             p_num, bad_p = numeric_column(preds)
@@ -251,8 +257,7 @@ class MonitorBank:
             n = len(rows)
             side = np.fromiter((o.variant != rule.baseline for o in rows), np.int64, n)
             ts = np.fromiter((o.label_ts for o in rows), np.int64, n)
-            wrong = np.fromiter((math.nan if o.prediction is None else float(not agree(o.prediction, o.label, 0.0))
-                                 for o in rows), np.float64, n)  # fmt: skip
+            wrong = _wrong([o.prediction for o in rows], [o.label for o in rows])
             pos = cand.joined - int(side.sum()) + np.cumsum(side) - 1
             docs = compare_errors(rule, cand, side, ts, wrong, pos, "error" in cand.signals, self._wall())
             self._dirty.add(cand_key)  # its comparison counted them

@@ -175,11 +175,8 @@ class LabelJoin:
             kept = seg.entries.get(variant)
             if kept is None:
                 kept = seg.entries[variant] = {}
-            if take == n:
-                kept.update(zip(rids, zip(tss, preds, strict=True), strict=True))
-            else:
-                end = done + take
-                kept.update(zip(rids[done:end], zip(tss[done:end], preds[done:end], strict=True), strict=True))
+            end = done + take
+            kept.update(zip(rids[done:end], zip(tss[done:end], preds[done:end], strict=True), strict=True))
             self.open_inserts += take
             self.changed.add(seg.id)
             done += take
@@ -231,11 +228,7 @@ class LabelJoin:
                 waiting.popleft()
                 out.append(Outcome(inline[0], inline[2], label, inline[1], lts))
                 continue
-            if len(self.variants) == 1:
-                got = self._take(rid, self.variants[0])
-                found = [] if got is None else [(self.variants[0], got)]
-            else:
-                found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
+            found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
             if not found:
                 if self.watermark <= lts + wait:
                     break  # its prediction may still come: the ones behind wait too

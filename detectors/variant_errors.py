@@ -26,7 +26,7 @@ import numpy as np
 
 from .config import VariantRule
 from .monitor import Monitor
-from .variants import Comparison, Window, _alert, _Verdict, statistics
+from .variants import Comparison, Window, _alert, _Verdict, statistics, windows_of
 
 __all__ = ["compare_errors"]
 
@@ -42,10 +42,7 @@ def compare_errors(rule: VariantRule, cand: Monitor, side: np.ndarray, ts: np.nd
         cmp = cand.comparison = Comparison(rule.baseline)
     if not len(ts):
         return []
-    width = max(int(rule.window_s * 1000), 1)
-    before = np.maximum.accumulate(np.concatenate(([cmp.errors_max_ts], ts)))[:-1]
-    idx = ts // width
-    late = idx < before // width - rule.lateness_windows
+    width, idx, late = windows_of(rule, cmp.errors_max_ts, ts)
     cmp.errors_max_ts = max(cmp.errors_max_ts, int(ts.max()))
     cmp.errors_late += int(late.sum())
     keep = ~late & ~np.isnan(wrong)

@@ -116,12 +116,9 @@ def compare(
     n = len(events)
     if not n:
         return []
-    width = max(int(rule.window_s * 1000), 1)
     ts = np.fromiter((e.ts for e in events), np.int64, n)
     side = np.fromiter((e.variant != rule.baseline for e in events), np.int64, n)
-    before = np.maximum.accumulate(np.concatenate(([cmp.max_ts], ts)))[:-1]  # max event time before each
-    idx = ts // width
-    late = idx < before // width - rule.lateness_windows
+    width, idx, late = windows_of(rule, cmp.max_ts, ts)
     cmp.max_ts = max(cmp.max_ts, int(ts.max()))
     cmp.late += int(late.sum())
     keep = ~late
@@ -130,6 +127,16 @@ def compare(
         if rule.pairing:
             pair(cmp.pending, cmp.windows, events, side, idx, keep, rule.agreement_tolerance, rule.max_pending)
     return _close(rule, cmp, cand, width, emitted_at)
+
+
+def windows_of(rule: VariantRule, max_ts: int, ts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(window width in ms, each item's window, whether it is late): an item is late when its
+    window is more than ``lateness_windows`` behind the newest time before it (``max_ts`` and
+    the items ahead of it in this batch), so the verdict does not depend on batching."""
+    width = max(int(rule.window_s * 1000), 1)
+    before = np.maximum.accumulate(np.concatenate(([max_ts], ts)))[:-1]  # max time before each
+    idx = ts // width
+    return width, idx, idx < before // width - rule.lateness_windows
 
 
 def _ready_signals(rule: VariantRule, base: Monitor, position: int) -> list[Signal]:

@@ -22,7 +22,7 @@ from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
-from .join import JoinStats, Kept, LabelJoin, Outcome
+from .join import Column, JoinStats, LabelJoin, Outcome
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool, PHDetections
 from .policy import AlertState, alert_id
@@ -89,7 +89,7 @@ class MonitorBank:
         self.joins = JoinStats()
         self._joins: dict[tuple[str, str], LabelJoin] = {}  # (model, stage) -> its label join
         # restore: segment records read before their join's record, and the joins whose record was read
-        self._strays: dict[tuple[str, str], list[tuple[int, int, dict[str, Kept]]]] = {}
+        self._strays: dict[tuple[str, str], list[tuple[int, int, dict[str, Column]]]] = {}
         self._joins_read: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- batches

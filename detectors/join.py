@@ -35,15 +35,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import count, islice, takewhile
+from itertools import count
 from operator import attrgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .config import LabelSettings
+from .kept import SEGMENT_SIZE, Column
 
-__all__ = ["REWRITE_AFTER", "SEGMENT_SIZE", "JoinStats", "Kept", "LabelJoin", "Outcome", "Segment"]
+__all__ = ["REWRITE_AFTER", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
 
 
 class Outcome(NamedTuple):
@@ -77,9 +78,7 @@ class JoinStats:
 # for a label that came in its prediction event, None while its prediction is looked for.
 Waiting = tuple[str, Any, int, tuple[str, int, Any] | None]
 Pending = dict[tuple[str, str], tuple[int, Any]]  # (request_id, variant) -> (ts, prediction)
-Kept = dict[str, tuple[int, Any]]  # request_id -> (ts, prediction)
 
-SEGMENT_SIZE = 1024  # predictions kept per segment
 REWRITE_AFTER = 64  # removals noted in the join's record before their segment is written anew
 _RID = attrgetter("request_id")
 _LABEL = attrgetter("label")
@@ -96,7 +95,7 @@ class Segment:
 
     id: int
     gen: int
-    entries: dict[str, Kept] = field(default_factory=dict)  # variant -> its predictions
+    entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
     removed: list[tuple[str, str]] = field(default_factory=list)  # taken since its record was written
 
     def __len__(self) -> int:
@@ -130,7 +129,7 @@ class LabelJoin:
     @property
     def pending(self) -> Pending:
         """Every kept prediction, oldest first (a copy, for inspection)."""
-        return {(rid, v): kept for s in self.segments for v, d in s.entries.items() for rid, kept in d.items()}
+        return {(rid, v): kept for s in self.segments for v, c in s.entries.items() for rid, kept in c.items()}
 
     def predictions(self, events: Sequence[Any], variant: str, ts: np.ndarray, stats: JoinStats) -> None:
         """Note a batch of one variant's prediction events (stream order; ``ts`` their event times)."""
@@ -144,7 +143,7 @@ class LabelJoin:
             if self.active:
                 rids = list(map(_RID, events))
                 if None not in rids and int(ts.min()) >= self.since_ts:
-                    self._keep(variant, rids, ts.tolist(), list(map(_PREDICTION, events)))
+                    self._keep(variant, rids, ts, list(map(_PREDICTION, events)))
                     return
             else:
                 return
@@ -157,9 +156,9 @@ class LabelJoin:
                 keep.append((e.request_id, e.ts, e.prediction))
         if self.active and keep:
             rids, tss, preds = (list(c) for c in zip(*keep, strict=True))
-            self._keep(variant, rids, tss, preds)
+            self._keep(variant, rids, np.array(tss, dtype=np.int64), preds)
 
-    def _keep(self, variant: str, rids: list[str], tss: list[int], preds: list[Any]) -> None:
+    def _keep(self, variant: str, rids: list[str], tss: np.ndarray, preds: list[Any]) -> None:
         """Append to the open segment, opening new ones every SEGMENT_SIZE predictions (a repeated
         request_id within a segment takes the newer prediction; across segments the newest is
         looked up first)."""
@@ -172,11 +171,11 @@ class LabelJoin:
                 self.open_inserts = 0
             seg = self.segments[-1]
             take = min(SEGMENT_SIZE - self.open_inserts, n - done)
-            kept = seg.entries.get(variant)
-            if kept is None:
-                kept = seg.entries[variant] = {}
+            col = seg.entries.get(variant)
+            if col is None:
+                col = seg.entries[variant] = Column()
             end = done + take
-            kept.update(zip(rids[done:end], zip(tss[done:end], preds[done:end], strict=True), strict=True))
+            col.put(rids[done:end], tss[done:end], preds[done:end])
             self.open_inserts += take
             self.changed.add(seg.id)
             done += take
@@ -185,15 +184,15 @@ class LabelJoin:
         """Pop a kept prediction. Its segment is not rewritten for it: the removal goes in the
         join's own record, until REWRITE_AFTER of them make rewriting the segment cheaper."""
         for seg in reversed(self.segments):
-            kept = seg.entries.get(variant)
-            if kept is not None:
-                got = kept.pop(rid, None)
-                if got is not None:
+            col = seg.entries.get(variant)
+            if col is not None:
+                row = col.index.pop(rid, None)  # Column.pop without a call per segment looked in
+                if row is not None:
                     if seg.id not in self.changed:
                         seg.removed.append((rid, variant))
                         if len(seg.removed) >= REWRITE_AFTER:
                             self.changed.add(seg.id)
-                    return got
+                    return col.at(row)
         return None
 
     def labels(self, labels: Iterable[Any], stats: JoinStats) -> None:
@@ -257,17 +256,13 @@ class LabelJoin:
         emptied segments but the open one. (evicted, expired)."""
         evicted = expired = 0
         for seg in self.segments:
-            for kept in seg.entries.values():
-                capped = list(islice(kept, max(over - evicted, 0)))
-                for k in capped:
-                    del kept[k]
-                old = [k for k, _ in takewhile(lambda kv: kv[1][0] < horizon, kept.items())]
-                for k in old:
-                    del kept[k]
+            for col in seg.entries.values():
+                capped = col.drop_first(over - evicted)
+                old = col.drop_older(horizon)
                 if capped or old:
                     self.changed.add(seg.id)
-                evicted += len(capped)
-                expired += len(old)
+                evicted += capped
+                expired += old
             if len(seg):
                 break
         if not all(self.segments[:-1]):
@@ -307,13 +302,17 @@ class LabelJoin:
         seg = next(s for s in self.segments if s.id == seg_id)
         meta: dict[str, Any] = {"segment": seg.id, "gen": seg.gen, "variants": [], "rids": [], "predictions": []}
         arrays: dict[str, np.ndarray] = {}
-        for variant, kept in seg.entries.items():
-            if kept:
-                tss, preds = zip(*kept.values(), strict=True)
-                arrays[f"ts{len(meta['variants'])}"] = np.array(tss, dtype=np.int64)
+        for variant, col in seg.entries.items():
+            if col:
+                i = len(meta["variants"])
+                rids, arrays[f"ts{i}"], preds = col.columns()
                 meta["variants"].append(variant)
-                meta["rids"].append(list(kept))
-                meta["predictions"].append(preds)
+                meta["rids"].append(rids)
+                if type(preds) is np.ndarray:  # floats go as an array: exact and compact
+                    arrays[f"p{i}"] = preds
+                    meta["predictions"].append(None)
+                else:
+                    meta["predictions"].append(preds)
         return meta, arrays
 
     @classmethod
@@ -337,21 +336,22 @@ class LabelJoin:
         return join
 
     @staticmethod
-    def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, int, dict[str, Kept]]:
+    def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, int, dict[str, Column]]:
         """(id, generation, entries) of a :meth:`segment_state` record."""
         entries = {
-            str(variant): dict(zip(rids, zip(arrays[f"ts{i}"].tolist(), preds, strict=True), strict=True))
+            str(variant): Column.of(rids, arrays[f"ts{i}"], arrays[f"p{i}"] if preds is None else preds)
             for i, (variant, rids, preds) in enumerate(zip(meta["variants"], meta["rids"], meta["predictions"],
                                                            strict=True))
         }  # fmt: skip
         return int(meta["segment"]), int(meta["gen"]), entries
 
-    def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Kept]) -> bool:
+    def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Column]) -> bool:
         """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
         for seg in self.segments:
             if seg.id == seg_id and seg.gen == gen:
                 for rid, variant in seg.removed:  # taken after the record was written
-                    entries.get(variant, {}).pop(rid, None)
+                    if variant in entries:
+                        entries[variant].pop(rid)
                 seg.entries = entries
                 return True
         return False

@@ -221,13 +221,20 @@ class LabelJoin:
         waiting = self.waiting
         ttl = int(self.settings.ttl_s * 1000)
         wait = int(self.settings.wait_s * 1000)
-        while waiting:
+        take = self._take
+        delays = stats.delays_ms
+        joined = 0
+        while waiting:  # loops, not comprehensions: this runs per label
             rid, label, lts, inline = waiting[0]
             if inline is not None:
                 waiting.popleft()
                 out.append(Outcome(inline[0], inline[2], label, inline[1], lts))
                 continue
-            found = [(v, got) for v in self.variants if (got := self._take(rid, v)) is not None]
+            found = []
+            for v in self.variants:
+                got = take(rid, v)
+                if got is not None:
+                    found.append((v, got))
             if not found:
                 if self.watermark <= lts + wait:
                     break  # its prediction may still come: the ones behind wait too
@@ -235,16 +242,21 @@ class LabelJoin:
                 stats.unmatched += 1
                 continue
             waiting.popleft()
-            fresh = [(v, pts, pred) for v, (pts, pred) in found if lts - pts <= ttl]
-            if not fresh:
+            fresh = False
+            for v, (pts, pred) in found:
+                if lts - pts <= ttl:
+                    fresh = True
+                    delays.append(lts - pts if lts > pts else 0)
+                    out.append(Outcome(v, pred, label, pts, lts))
+            if fresh:
+                joined += 1
+            else:
                 stats.late += 1
-                continue
-            stats.joined += 1
-            for v, pts, pred in fresh:
-                stats.delays_ms.append(max(lts - pts, 0))
-                out.append(Outcome(v, pred, label, pts, lts))
+        stats.joined += joined
         if self.segments:
-            evicted, expired = self._forget(self.size - self.settings.max_pending, self.watermark - ttl)
+            max_pending = self.settings.max_pending
+            over = self.size - max_pending if len(self.segments) * SEGMENT_SIZE > max_pending else 0
+            evicted, expired = self._forget(over, self.watermark - ttl)
             stats.evicted += evicted
             stats.expired += expired
         del stats.delays_ms[:-100_000]

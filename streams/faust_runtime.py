@@ -44,12 +44,12 @@ from confluent_kafka import TopicPartition as KafkaTP
 from faust.types import TP as TopicPartition
 
 from detectors import EngineConfig, MonitorBank, SnapshotError
-from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label, encode_label
+from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label
 
 from .clients import admin_config
 from .deadletter import dead_letter
 from .faust_state import offsets_key, offsets_value, read_marks
-from .labelroute import LABEL_HEADERS, JoinCounter, is_label, targets
+from .labelroute import LABEL_HEADERS, JoinCounter, is_label, place
 from .observe import Metrics
 from .settings import RunConfig
 from .state import (
@@ -233,25 +233,18 @@ class FaustRuntime:
                            here: dict[int, list[LabelEvent]]) -> int:  # fmt: skip
         """A labels-topic record to the home of each stage it is for: straight into ``here`` when
         that home is assigned here, else through the repartition topic. How many were forwarded."""
-        lab = decode_label(msg.value, ts_ms if ts_ms and ts_ms > 0 else None, max_bytes)
-        if isinstance(lab, Rejection):
-            await self._dead_letter(msg, lab)
-            return 0
-        where = targets(lab, self.engine)
-        if isinstance(where, Rejection):
-            await self._dead_letter(msg, where)
+        placed = place(msg.value, ts_ms, max_bytes, self.engine, self._homes)
+        if isinstance(placed, Rejection):
+            await self._dead_letter(msg, placed)
             return 0
         forwarded = 0
-        for pair in where:
-            key, slot = self._homes[pair]
-            named = pair == (lab.model, lab.stage)
+        for key, slot, lab, value in placed:
             if (self._repart, slot) in self.live:
                 if slot not in self.banks:  # assigned, not restored yet: now, as for its own events
                     self.unrestored.add(slot)
                     await self._restore_unrestored()
-                here.setdefault(slot, []).append(lab if named else LabelEvent(lab.request_id, lab.label, lab.ts, *pair))
+                here.setdefault(slot, []).append(lab)
                 continue
-            value = msg.value if ts_ms and ts_ms > 0 and named else encode_label(lab, *pair)
             await self._publish(self.topics["repartition"], key=key, value=value, partition=slot,
                                 timestamp=_seconds(ts_ms), headers=list(LABEL_HEADERS))  # fmt: skip
             forwarded += 1

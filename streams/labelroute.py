@@ -18,11 +18,11 @@ from typing import Any
 import numpy as np
 
 from detectors import EngineConfig, MonitorBank
-from schemas import LabelEvent, Rejection
+from schemas import LabelEvent, Rejection, decode_label, encode_label
 
 from .observe import Metrics, observe_many
 
-__all__ = ["KIND_HEADER", "LABEL_HEADERS", "JoinCounter", "is_label", "targets"]
+__all__ = ["KIND_HEADER", "LABEL_HEADERS", "JoinCounter", "Placement", "is_label", "place", "targets"]
 
 KIND_HEADER = "driftstream.kind"
 LABEL_HEADERS = [(KIND_HEADER, b"label")]
@@ -38,6 +38,39 @@ def targets(ev: LabelEvent, engine: EngineConfig) -> tuple[tuple[str, str], ...]
         "unroutable_label",
         "the label names no model and stage, and the config's label_targets lists no stage to send it to",
     )
+
+
+# Where one label goes: its home (the record key and partition of the stage's monitors), the
+# label for that stage (model and stage filled in), and the record to forward when that home is
+# elsewhere: as it came when it names its stage and has its own time, else re-encoded.
+Placement = tuple[bytes, int, LabelEvent, bytes]
+
+
+def place(
+    raw: bytes | None,
+    ts_ms: int | None,
+    max_bytes: int,
+    engine: EngineConfig,
+    homes: Mapping[tuple[str, str], tuple[bytes, int]],
+) -> list[Placement] | Rejection:
+    """Decode a labels-topic record (``ts_ms``: its Kafka timestamp) and place it; both runtimes
+    then deliver each placement straight to a join they hold or forward it to its home."""
+    lab = decode_label(raw, ts_ms if ts_ms is not None and ts_ms >= 0 else None, max_bytes)
+    if isinstance(lab, Rejection):
+        return lab
+    where = targets(lab, engine)
+    if isinstance(where, Rejection):
+        return where
+    out = []
+    for pair in where:
+        key, slot = homes[pair]
+        if pair == (lab.model, lab.stage):
+            value = raw if raw is not None and ts_ms is not None and ts_ms > 0 else encode_label(lab, *pair)
+            out.append((key, slot, lab, value))
+        else:
+            mine = LabelEvent(lab.request_id, lab.label, lab.ts, *pair)
+            out.append((key, slot, mine, encode_label(lab, *pair)))
+    return out
 
 
 def is_label(headers: Iterable[tuple[str, Any]] | Mapping[str, Any] | None) -> bool:

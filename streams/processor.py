@@ -26,11 +26,11 @@ import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detectors import MonitorBank, warm_kernels
-from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label, encode_label
+from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
-from .labelroute import LABEL_HEADERS, JoinCounter, is_label, targets
+from .labelroute import LABEL_HEADERS, JoinCounter, is_label, place
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
@@ -230,23 +230,15 @@ class Processor:
         """A labels-topic record to the home of each stage it is for: straight into ``here`` when
         this process owns that home, else through the repartition topic. How many were produced."""
         ts = m.timestamp()[1]
-        lab = decode_label(m.value(), ts if ts >= 0 else None, max_bytes)
-        if isinstance(lab, Rejection):
-            self._dead_letter(m, lab)
-            return 0
-        where = targets(lab, self.engine)
-        if isinstance(where, Rejection):
-            self._dead_letter(m, where)
+        placed = place(m.value(), ts, max_bytes, self.engine, self._homes)
+        if isinstance(placed, Rejection):
+            self._dead_letter(m, placed)
             return 0
         produced = 0
-        for pair in where:
-            key, slot = self._homes[pair]
-            named = pair == (lab.model, lab.stage)
+        for key, slot, lab, value in placed:
             if slot in self.banks:
-                here.setdefault(slot, []).append(lab if named else LabelEvent(lab.request_id, lab.label, lab.ts, *pair))
+                here.setdefault(slot, []).append(lab)
                 continue
-            # as it came when it names its stage (and its time, if it relies on the record's)
-            value = m.value() if ts > 0 and named else encode_label(lab, *pair)
             self._produce(self.topics.repartition, value, key, partition=slot, timestamp=ts if ts > 0 else 0,
                           headers=LABEL_HEADERS)  # fmt: skip
             produced += 1

@@ -132,25 +132,28 @@ class MonitorBank:
             join.predictions(evs[a:b], mon.key[2], ts[a:b], self.joins)
             if join.waiting or join.active:
                 joins.add(mon.key[:2])
-        compared: list[tuple[tuple[str, str], list[Outcome]]] = []
+        compared: list[tuple[tuple[str, str], list[Outcome], np.ndarray]] = []
         for pair in sorted(joins):
             self._dirty.add((*pair, ""))
             outcomes = self._joins[pair].drain(self.joins)
-            if outcomes and self._candidates.get(pair):
-                compared.append((pair, outcomes))
-            by_variant: dict[str, list[Outcome]] = {}
-            for o in outcomes:
-                by_variant.setdefault(o.variant, []).append(o)
-            for variant, outs in by_variant.items():
+            wrong = None
+            if outcomes and self._candidates.get(pair):  # the indicator once, for both uses
+                wrong = _wrong([o.prediction for o in outcomes], [o.label for o in outcomes])
+                compared.append((pair, outcomes, wrong))
+            by_variant: dict[str, list[int]] = {}
+            for i, o in enumerate(outcomes):
+                by_variant.setdefault(o.variant, []).append(i)
+            for variant, idx in by_variant.items():
                 mon = self.monitors.get((*pair, variant))
                 if mon is not None:
-                    self._ingest_outcomes(mon, outs, feeds)
+                    outs = [outcomes[i] for i in idx] if len(idx) < len(outcomes) else outcomes
+                    self._ingest_outcomes(mon, outs, feeds, None if wrong is None else wrong[idx])
                     self._dirty.add(mon.key)
         self._run(feeds, out)
         if self.config.variants and n:
             self._compare_variants(index, events, gids, out)
-        for pair, outcomes in compared:
-            self._compare_errors(pair, outcomes, out)
+        for pair, outcomes, wrong in compared:
+            self._compare_errors(pair, outcomes, wrong, out)
         if self.config.pipelines and out.alerts:
             self._relate(out)
         for mon, last_ts in touched:
@@ -179,9 +182,11 @@ class MonitorBank:
             self._joins[pair].labels(labs, self.joins)
             joins.add(pair)
 
-    def _ingest_outcomes(self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds) -> None:
+    def _ingest_outcomes(
+        self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds, wrong: np.ndarray | None = None
+    ) -> None:
         """Joined pairs into the monitor's label signals: the label's distribution, and the
-        error indicator (classes) or the absolute error (numbers)."""
+        error indicator (classes; ``wrong`` if computed already) or the absolute error (numbers)."""
         n = len(outcomes)
         p0 = mon.joined
         pos = np.arange(p0, p0 + n, dtype=np.int64)
@@ -208,7 +213,7 @@ class MonitorBank:
             lab.s_count += n
             self._feed_categorical(mon, lab, labels, pos, ts, feeds)
         if "error" in sigs:
-            err = _wrong(preds, labels)
+            err = _wrong(preds, labels) if wrong is None else wrong
             self._outcome_values(mon, sigs["error"], Chunk(err, pos, ts), feeds)
         else:
             p_num, bad_p = numeric_column(preds)
@@ -246,20 +251,22 @@ class MonitorBank:
             if related:
                 a["related"] = sorted(related)
 
-    def _compare_errors(self, pair: tuple[str, str], outcomes: list[Outcome], out: BankOutput) -> None:
-        """Candidates' error rates against their baseline's, on this batch's joined pairs (see
-        ``variant_errors``); after the monitors ingested them."""
+    def _compare_errors(
+        self, pair: tuple[str, str], outcomes: list[Outcome], wrong: np.ndarray, out: BankOutput
+    ) -> None:
+        """Candidates' error rates against their baseline's, on this batch's joined pairs and their
+        error indicator ``wrong`` (see ``variant_errors``); after the monitors ingested them."""
+        variants = [o.variant for o in outcomes]
         for cand_key, rule in sorted(self._candidates[pair].items()):
             cand = self.monitors.get(cand_key)
-            rows = [o for o in outcomes if o.variant == rule.baseline or o.variant == cand_key[2]]
-            if cand is None or not rows:
+            idx = [i for i, v in enumerate(variants) if v == rule.baseline or v == cand_key[2]]
+            if cand is None or not idx:
                 continue
-            n = len(rows)
-            side = np.fromiter((o.variant != rule.baseline for o in rows), np.int64, n)
-            ts = np.fromiter((o.label_ts for o in rows), np.int64, n)
-            wrong = _wrong([o.prediction for o in rows], [o.label for o in rows])
+            n = len(idx)
+            side = np.fromiter((variants[i] != rule.baseline for i in idx), np.int64, n)
+            ts = np.fromiter((outcomes[i].label_ts for i in idx), np.int64, n)
             pos = cand.joined - int(side.sum()) + np.cumsum(side) - 1
-            docs = compare_errors(rule, cand, side, ts, wrong, pos, "error" in cand.signals, self._wall())
+            docs = compare_errors(rule, cand, side, ts, wrong[idx], pos, "error" in cand.signals, self._wall())
             self._dirty.add(cand_key)  # its comparison counted them
             for doc in docs:
                 self._emit(doc, out)

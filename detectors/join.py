@@ -27,7 +27,10 @@ its own next to the join's small head record: a checkpoint writes the segments t
 (the newest, and the ones the TTL or the cap touched), not all of a stage's up to
 ``max_pending`` predictions. A label looks for its request in the newest segment first. The
 prediction it takes is noted in the head record instead of rewriting its segment (labels come
-hours late, each in another old segment), until ``REWRITE_AFTER`` notes make a rewrite cheaper.
+hours late, each in another old segment). Each checkpoint that writes the head pays again for
+every note in it, so the segment is written anew once the notes written so far outweigh its
+live rows ``RENT`` times (rent or buy: never more than about twice the cheaper of the two), or
+once its notes outnumber its live rows.
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ import numpy as np
 from .config import LabelSettings
 from .kept import SEGMENT_SIZE, Column
 
-__all__ = ["REWRITE_AFTER", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
+__all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
 
 
 class Outcome(NamedTuple):
@@ -79,7 +82,7 @@ class JoinStats:
 Waiting = tuple[str, Any, int, tuple[str, int, Any] | None]
 Pending = dict[tuple[str, str], tuple[int, Any]]  # (request_id, variant) -> (ts, prediction)
 
-REWRITE_AFTER = 64  # removals noted in the join's record before their segment is written anew
+RENT = 2  # notes written (summed over checkpoints) per live row before a segment is written anew
 _RID = attrgetter("request_id")
 _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
@@ -97,6 +100,7 @@ class Segment:
     gen: int
     entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
     removed: list[tuple[str, str]] = field(default_factory=list)  # taken since its record was written
+    rent: int = 0  # notes written with the join's record since this segment's own was
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
@@ -182,7 +186,7 @@ class LabelJoin:
 
     def _take(self, rid: str, variant: str) -> tuple[int, Any] | None:
         """Pop a kept prediction. Its segment is not rewritten for it: the removal goes in the
-        join's own record, until REWRITE_AFTER of them make rewriting the segment cheaper."""
+        join's own record (see :meth:`take_changed`)."""
         for seg in reversed(self.segments):
             col = seg.entries.get(variant)
             if col is not None:
@@ -190,8 +194,6 @@ class LabelJoin:
                 if row is not None:
                     if seg.id not in self.changed:
                         seg.removed.append((rid, variant))
-                        if len(seg.removed) >= REWRITE_AFTER:
-                            self.changed.add(seg.id)
                     return col.at(row)
         return None
 
@@ -282,12 +284,19 @@ class LabelJoin:
         return evicted, expired
 
     def take_changed(self) -> list[int]:
-        """Ids of the live segments changed since the last call (what a checkpoint writes)."""
+        """Ids of the live segments to write at this checkpoint, which writes the join's record too:
+        those changed since the last call, and those whose notes now cost more than a rewrite."""
         changed, self.changed = self.changed, set()
         out = []
         for s in self.segments:
+            if s.removed and s.id not in changed:
+                s.rent += len(s.removed)  # the notes go in the record written now
+                live = len(s)
+                if s.rent > RENT * live or len(s.removed) > live:
+                    changed.add(s.id)
             if s.id in changed:
                 s.removed = []  # its record is written anew
+                s.rent = 0
                 out.append(s.id)
         return sorted(out)
 

@@ -11,7 +11,7 @@ import pytest
 from detectors import EngineConfig, MonitorBank
 from detectors.bank import SEGMENT_KEY
 from detectors.config import LabelSettings
-from detectors.join import REWRITE_AFTER, SEGMENT_SIZE, JoinStats, LabelJoin
+from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
 
@@ -134,11 +134,18 @@ def test_a_checkpoint_writes_only_the_segments_that_changed() -> None:
     back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
     assert back.restore_segment(*written0) and back.segments[0].entries == j.segments[0].entries
     assert len(back.segments[0]) == SEGMENT_SIZE - 1  # the note applied to the older record
-    j.labels([LabelEvent(f"r{i}", 1, T0 + n) for i in range(6, 5 + REWRITE_AFTER)], st)
+    notes = 64
+    j.labels([LabelEvent(f"r{i}", 1, T0 + n) for i in range(6, 5 + notes)], st)
     j.drain(st)
-    assert j.take_changed() == [0] and j.segments[0].removed == []  # enough notes: written anew
+    live = SEGMENT_SIZE - notes
+    # each checkpoint writes the notes again; once they have cost RENT times the live rows, a rewrite
+    # (r5's note was written once already)
+    k = next(k for k in range(1, 100) if 1 + notes * k > RENT * live)
+    assert len(j.segments[0].removed) == notes and k > 10
+    assert [j.take_changed() for _ in range(k)] == [[]] * (k - 1) + [[0]]
+    assert j.segments[0].removed == [] and j.segments[0].rent == 0  # written anew
     before = round_trip(j)
-    first = [f"r{i}" for i in range(SEGMENT_SIZE) if not 5 <= i < 5 + REWRITE_AFTER]
+    first = [f"r{i}" for i in range(SEGMENT_SIZE) if not 5 <= i < 5 + notes]
     j.labels([LabelEvent(rid, 1, T0 + n) for rid in first], st)  # the oldest segment empties: it goes
     j.drain(st)
     assert [s.id for s in j.segments] == [1, 2, 3] and j.take_changed() == []
@@ -152,6 +159,20 @@ def test_a_checkpoint_writes_only_the_segments_that_changed() -> None:
     assert round_trip(before, segments=[]).restore_segment(*old0)
     back = round_trip(j)  # the 11 predictions past segment 3's end opened segment 0 again
     assert back.pending == j.pending and back.open_inserts == j.open_inserts == 11
+
+
+def test_a_segment_is_written_anew_at_once_when_its_notes_outnumber_its_live_rows() -> None:
+    j, st = join(), JoinStats()
+    note(j, [pred(f"r{i}", T0 + i) for i in range(100)], "primary", st)
+    assert j.take_changed() == [0]
+    j.labels([LabelEvent(f"r{i}", 1, T0 + 100) for i in range(30)], st)
+    j.drain(st)
+    assert j.take_changed() == [] and j.segments[0].rent == 30  # 30 notes, 70 live rows
+    j.labels([LabelEvent(f"r{i}", 1, T0 + 100) for i in range(30, 60)], st)
+    j.drain(st)
+    assert j.take_changed() == [0] and j.segments[0].removed == []  # 60 notes, 40 live rows
+    back = round_trip(j)
+    assert back.pending == j.pending and len(back.pending) == 40
 
 
 def test_a_label_meets_the_newest_prediction_of_a_repeated_request() -> None:

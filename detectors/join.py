@@ -314,7 +314,7 @@ class LabelJoin:
             ],
             "open_inserts": self.open_inserts,
             "next_gen": self.next_gen,
-            "waiting": [[rid, lab, lts, list(inline) if inline else None] for rid, lab, lts, inline in self.waiting],
+            "waiting": list(self.waiting),  # tuples: orjson writes them as arrays, with no copy per label
         }
         return meta, {}
 

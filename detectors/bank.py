@@ -704,6 +704,15 @@ class MonitorBank:
             dirty.update((model, stage, f"{SEGMENT_KEY}{i}") for i in self._joins[(model, stage)].take_changed())
         return dirty
 
+    def take_closed_segments(self) -> list[Key]:
+        """Keys of the join segments that filled and changed since the last take or checkpoint
+        (see :meth:`LabelJoin.take_closed`): a runtime under transactions writes them early."""
+        return [
+            (model, stage, f"{SEGMENT_KEY}{i}")
+            for (model, stage), join in self._joins.items()
+            for i in join.take_closed()
+        ]
+
     def snapshot(self, key: Key) -> bytes:
         """Everything needed to continue this monitor elsewhere with identical detections; for a
         key with variant ``""``, the label join of its (model, stage), and with ``SEGMENT_KEY``,

@@ -300,6 +300,23 @@ class LabelJoin:
                 out.append(s.id)
         return sorted(out)
 
+    def take_closed(self) -> list[int]:
+        """Ids of the full segments changed since they were last taken, now taken (a checkpoint
+        will not write them unless they change again). Under transactions their records can go
+        out as soon as they fill, so the commit does not wait for them; the head record written
+        at the checkpoint lists them, and its notes apply to these records."""
+        if not self.changed:
+            return []
+        full = self.segments if self.open_inserts >= SEGMENT_SIZE else self.segments[:-1]
+        out = []
+        for s in full:
+            if s.id in self.changed:
+                self.changed.discard(s.id)
+                s.removed = []
+                s.rent = 0
+                out.append(s.id)
+        return sorted(out)
+
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of the join without its segments' entries: written at every
         checkpoint of a labelled stage, so it stays small."""
@@ -374,5 +391,7 @@ class LabelJoin:
                     if variant in entries:
                         entries[variant].pop(rid)
                 seg.entries = entries
+                if seg is self.segments[-1]:  # a record newer than the head (not committed with it)
+                    self.open_inserts = max(self.open_inserts, sum(c.rows for c in entries.values()))
                 return True
         return False

@@ -33,7 +33,16 @@ from .deadletter import dead_letter
 from .labelroute import LABEL_HEADERS, JoinCounter, is_label, place
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
-from .state import OFFSETS_KEY, AheadMonitors, StateReader, monitor_record_key, monitor_value, offsets_record
+from .state import (
+    OFFSETS_KEY,
+    AheadMonitors,
+    Key,
+    Marks,
+    StateReader,
+    monitor_record_key,
+    monitor_value,
+    offsets_record,
+)
 from .topology import Homes, Topology, ensure_topics
 from .transactions import Transactions
 
@@ -225,6 +234,8 @@ class Processor:
             self._feed(banks[slot], evs, labels.pop(slot, ()))
         for slot, labs in labels.items():
             self._feed(banks[slot], [], labs)
+        if self.txn is not None:
+            self._write_filled()
 
     def _route_label(self, m: Message, max_bytes: int, here: dict[int, list[LabelEvent]]) -> int:
         """A labels-topic record to the home of each stage it is for: straight into ``here`` when
@@ -304,18 +315,12 @@ class Processor:
         if not advanced and not (self.txn and self.txn.open) and not any(b.has_dirty for b in self.banks.values()):
             return
         self._begin_txn_if_needed()
-        written = 0
         for slot, bank in self.banks.items():
-            mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
-            for key in sorted(bank.take_dirty()):
-                blob = monitor_value(mine, bank.snapshot(key))  # with the offsets it covers
-                written += len(blob)
-                self._produce(self.topics.state, blob, monitor_record_key(key), partition=slot)
+            mine = self._write_state(slot, bank, sorted(bank.take_dirty()))
             if any(self._committed.get(tp) != o for tp, o in mine.items()):
                 self._produce(
                     self.topics.state, offsets_record(mine, self.cfg.processor.group), OFFSETS_KEY, partition=slot
                 )
-        self.metrics.snapshot_bytes.inc(written)
         offsets = [TopicPartition(t, p, o) for (t, p), o in advanced.items()]
         if self.txn is not None:
             if not self.txn.commit(offsets, self.consumer.consumer_group_metadata()):
@@ -327,6 +332,28 @@ class Processor:
                 self.consumer.commit(offsets=offsets, asynchronous=False)
         self._committed.update(advanced)
         self.metrics.checkpoint_seconds.observe(time.perf_counter() - t0)
+
+    def _write_state(self, slot: int, bank: MonitorBank, keys: list[Key]) -> Marks:
+        """Snapshots of ``keys`` into the state topic, each with the offsets it covers (returned)."""
+        mine = {tp: o for tp, o in self.positions.items() if tp[1] == slot and self._slot_topic(tp[0])}
+        written = 0
+        for key in keys:
+            blob = monitor_value(mine, bank.snapshot(key))
+            written += len(blob)
+            self._produce(self.topics.state, blob, monitor_record_key(key), partition=slot)
+        self.metrics.snapshot_bytes.inc(written)
+        return mine
+
+    def _write_filled(self) -> None:
+        """Under a transaction, join segments go out as they fill: the librdkafka threads send
+        them while this one works on, instead of the commit waiting for all of them (on Apache
+        Kafka the labels benchmark's commits waited 0.6 s in all against 0.07 s without labels).
+        Without transactions a record newer than its checkpoint would outlive a crash, so they
+        wait for the checkpoint."""
+        for slot, bank in self.banks.items():
+            keys = bank.take_closed_segments()
+            if keys:
+                self._write_state(slot, bank, keys)
 
     def _slot_topic(self, topic: str) -> bool:
         return topic == self.topics.repartition or self.topology.co_partitioned(topic)

@@ -340,3 +340,32 @@ def test_a_canary_and_its_baseline_each_join_the_labels_of_their_own_requests() 
     assert cand.joined > 300 and primary.joined > 5 * cand.joined
     assert primary.joined + cand.joined == b.joins.joined  # a label meets the one variant that served it
     assert b.joins.unmatched < 0.2 * labelled  # only before the join started (wait_s after the first label)
+
+
+def test_full_segments_can_be_taken_as_they_fill_and_the_checkpoint_skips_them() -> None:
+    j, st = join(ttl_s=3600, max_pending=5 * SEGMENT_SIZE), JoinStats()
+    note(j, [pred(f"r{i}", T0 + i) for i in range(2 * SEGMENT_SIZE + 5)], "primary", st)
+    assert j.take_closed() == [0, 1] and j.take_closed() == []  # not the open one
+    early = {i: LabelJoin.read_segment(*unpack(pack(*j.segment_state(i)))) for i in (0, 1)}
+    j.labels([LabelEvent("r3", 1, T0 + 3 * SEGMENT_SIZE)], st)
+    assert len(j.drain(st)) == 1
+    assert j.take_changed() == [2]  # the checkpoint: the open segment; r3's removal is a note
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
+    assert all(back.restore_segment(*early[i]) for i in (0, 1))
+    assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*j.segment_state(2)))))
+    assert back.pending == j.pending and ("r3", "primary") not in back.pending
+    note(j, [pred(f"s{i}", T0 + 3 * SEGMENT_SIZE + i) for i in range(SEGMENT_SIZE - 5)], "primary", st)
+    assert j.take_closed() == [2]  # filled: the last segment too
+
+
+def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_capacity() -> None:
+    j, st = join(), JoinStats()
+    note(j, [pred(f"r{i}", T0 + i) for i in range(10)], "primary", st)
+    head = j.to_state()  # a checkpoint at 10 predictions...
+    note(j, [pred(f"r{i}", T0 + i) for i in range(10, SEGMENT_SIZE)], "primary", st)
+    newer = j.segment_state(0)  # ...and the segment's record after it filled (not committed with it)
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*head)))
+    assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*newer))))
+    assert back.open_inserts == SEGMENT_SIZE
+    note(back, [pred(f"r{i}", T0 + i) for i in range(10, 20)], "primary", st)  # replayed: a new segment
+    assert [len(s) for s in back.segments] == [SEGMENT_SIZE, 10]

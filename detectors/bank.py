@@ -172,12 +172,15 @@ class MonitorBank:
             if not pairs:  # the processor dead-letters these; the bank counts them
                 self.joins.unmatched += 1
             for pair in pairs:
-                if pair not in self._joins:
-                    if len(self._joins) >= self.config.limits.max_series:
-                        self.joins.unmatched += 1
-                        continue
-                    self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
-                per.setdefault(pair, []).append(lab)
+                queue = per.get(pair)
+                if queue is None:
+                    if pair not in self._joins:
+                        if len(self._joins) >= self.config.limits.max_series:
+                            self.joins.unmatched += 1
+                            continue
+                        self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
+                    queue = per[pair] = []
+                queue.append(lab)
         for pair, labs in per.items():
             self._joins[pair].labels(labs, self.joins)
             joins.add(pair)

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import count
+from itertools import count, repeat
 from operator import attrgetter
 from typing import Any, NamedTuple
 
@@ -86,6 +86,7 @@ RENT = 2  # notes written (summed over checkpoints) per live row before a segmen
 _RID = attrgetter("request_id")
 _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
+_TS = attrgetter("ts")
 
 
 @dataclass(slots=True)
@@ -207,11 +208,15 @@ class LabelJoin:
         if not self.active and labels:
             self.active = True
             self.since_ts = labels[0].ts + int(self.settings.wait_s * 1000)
-        for lab in labels:
-            if lab.ts < self.since_ts:  # its prediction is older than any kept
-                stats.unmatched += 1
-                continue
-            self.waiting.append((lab.request_id, lab.label, lab.ts, None))
+        ts = list(map(_TS, labels))
+        if ts and min(ts) >= self.since_ts:  # the common batch, in C-level steps
+            self.waiting.extend(zip(map(_RID, labels), map(_LABEL, labels), ts, repeat(None)))
+        else:
+            for lab in labels:
+                if lab.ts < self.since_ts:  # its prediction is older than any kept
+                    stats.unmatched += 1
+                    continue
+                self.waiting.append((lab.request_id, lab.label, lab.ts, None))
         over = len(self.waiting) - self.settings.max_waiting
         for _ in range(max(over, 0)):
             self.waiting.popleft()

@@ -187,7 +187,7 @@ class Processor:
             raw = m.value()
             ts = m.timestamp()[1]
             if topic == labels_topic:
-                n_rekey += self._route_label(m, max_bytes, labels)
+                n_rekey += self._route_label(m, raw, ts, max_bytes, labels)
                 continue
             if topic == repart and is_label(m.headers()):
                 lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
@@ -237,11 +237,13 @@ class Processor:
         if self.txn is not None:
             self._write_filled()
 
-    def _route_label(self, m: Message, max_bytes: int, here: dict[int, list[LabelEvent]]) -> int:
-        """A labels-topic record to the home of each stage it is for: straight into ``here`` when
-        this process owns that home, else through the repartition topic. How many were produced."""
-        ts = m.timestamp()[1]
-        placed = place(m.value(), ts, max_bytes, self.engine, self._homes)
+    def _route_label(
+        self, m: Message, raw: bytes | None, ts: int, max_bytes: int, here: dict[int, list[LabelEvent]]
+    ) -> int:
+        """A labels-topic record (its value and Kafka timestamp) to the home of each stage it is
+        for: straight into ``here`` when this process owns that home, else through the repartition
+        topic. How many were produced."""
+        placed = place(raw, ts, max_bytes, self.engine, self._homes)
         if isinstance(placed, Rejection):
             self._dead_letter(m, placed)
             return 0

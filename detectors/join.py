@@ -106,6 +106,11 @@ class Segment:
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
 
+    def written(self) -> None:
+        """Its record is being written anew: the notes and their rent start over."""
+        self.removed = []
+        self.rent = 0
+
 
 @dataclass(slots=True)
 class LabelJoin:
@@ -300,8 +305,7 @@ class LabelJoin:
                 if s.rent > RENT * live or len(s.removed) > live:
                     changed.add(s.id)
             if s.id in changed:
-                s.removed = []  # its record is written anew
-                s.rent = 0
+                s.written()
                 out.append(s.id)
         return sorted(out)
 
@@ -317,8 +321,7 @@ class LabelJoin:
         for s in full:
             if s.id in self.changed:
                 self.changed.discard(s.id)
-                s.removed = []
-                s.rent = 0
+                s.written()
                 out.append(s.id)
         return sorted(out)
 

@@ -314,13 +314,14 @@ class LabelJoin:
         will not write them unless they change again). Under transactions their records can go
         out as soon as they fill, so the commit does not wait for them; the head record written
         at the checkpoint lists them, and its notes apply to these records."""
-        if not self.changed:
+        open_id = self.segments[-1].id if self.segments and self.open_inserts < SEGMENT_SIZE else None
+        taken = self.changed - {open_id}
+        if not taken:  # the common call, after every batch: only the open segment changed
             return []
-        full = self.segments if self.open_inserts >= SEGMENT_SIZE else self.segments[:-1]
+        self.changed -= taken
         out = []
-        for s in full:
-            if s.id in self.changed:
-                self.changed.discard(s.id)
+        for s in self.segments:  # live ones only: an emptied segment may have gone meanwhile
+            if s.id in taken:
                 s.written()
                 out.append(s.id)
         return sorted(out)

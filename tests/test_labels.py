@@ -356,6 +356,11 @@ def test_full_segments_can_be_taken_as_they_fill_and_the_checkpoint_skips_them()
     assert back.pending == j.pending and ("r3", "primary") not in back.pending
     note(j, [pred(f"s{i}", T0 + 3 * SEGMENT_SIZE + i) for i in range(SEGMENT_SIZE - 5)], "primary", st)
     assert j.take_closed() == [2]  # filled: the last segment too
+    late = T0 + 3_600_000 + 2 * SEGMENT_SIZE  # the TTL empties segments 0 and 1: changed, then gone
+    note(j, [pred("t", late)], "primary", st)
+    j.drain(st)
+    assert [s.id for s in j.segments] == [2, 3] and {0, 1} <= j.changed
+    assert j.take_closed() == []  # the gone ones are not listed (nothing could write them)
 
 
 def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_capacity() -> None:

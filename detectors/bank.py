@@ -52,6 +52,7 @@ class BankStats:
 
     events: int = 0
     untracked_events: int = 0
+    column_events: int = 0  # events taken as column blocks (no whole-event step)
     untracked_keys: int = 0
     series: int = 0
     type_mismatches: int = 0
@@ -93,14 +94,18 @@ class MonitorBank:
         self._joins_read: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- batches
-    def process(self, events: Sequence[Any], labels: Sequence[Any] = ()) -> BankOutput:
+    def process(self, events: Sequence[Any], labels: Sequence[Any] = (), blocks: Sequence[Any] = ()) -> BankOutput:
         """Update every monitor with a batch of decoded events (in stream order) and labels
-        (in arrival order; see ``detectors.join``)."""
+        (in arrival order; see ``detectors.join``). ``blocks`` (``schemas.EventBlock``) carry
+        further events as columns, one key each, none of them a key of ``events``; a block that
+        needs whole events (a new monitor, a new feature, variant comparisons) is decoded."""
+        if blocks:
+            events, blocks = self._fit(events, blocks)
         n = len(events)
         out = BankOutput()
-        if not n and not labels:
+        if not n and not labels and not blocks:
             return out
-        self.stats.events += n
+        self.stats.events += n + sum(map(len, blocks))
         index: dict[Key, int] = {}
         gids = np.fromiter((index.setdefault((e.model, e.stage, e.variant), len(index)) for e in events), np.int64, n)
         if len(index) > 1:
@@ -122,6 +127,11 @@ class MonitorBank:
             self._ingest(mon, evs[a:b], ts[a:b], feeds)
             touched.append((mon, int(ts[b - 1])))
             self._dirty.add(key)
+        for blk in blocks:
+            mon = self.monitors[(blk.model, blk.stage, blk.variant)]
+            self._ingest_block(mon, blk, feeds)
+            self._dirty.add(mon.key)
+            self.stats.column_events += len(blk)
         joins: set[tuple[str, str]] = set()
         if labels:
             self._queue_labels(labels, joins)
@@ -132,6 +142,12 @@ class MonitorBank:
             join.predictions(evs[a:b], mon.key[2], ts[a:b], self.joins)
             if join.waiting or join.active:
                 joins.add(mon.key[:2])
+        for blk in blocks:  # no request_id, no label: the join only notes the variant and time
+            join = self._joins[(blk.model, blk.stage)]
+            join.unlabelled(blk.variant, blk.ts)
+            if join.waiting or join.active:
+                joins.add((blk.model, blk.stage))
+            touched.append((self.monitors[(blk.model, blk.stage, blk.variant)], int(blk.ts[-1])))
         compared: list[tuple[tuple[str, str], list[Outcome], np.ndarray]] = []
         for pair in sorted(joins):
             self._dirty.add((*pair, ""))
@@ -381,15 +397,40 @@ class MonitorBank:
             out[np.isinf(out)] = np.nan
         return out
 
-    def _ingest(self, mon: Monitor, evs: list[Any], ts: np.ndarray, feeds: BatchFeeds) -> None:
-        n = len(evs)
+    def _fit(self, events: Sequence[Any], blocks: Sequence[Any]) -> tuple[Sequence[Any], list[Any]]:
+        """Blocks whose monitor can take columns as they are; the others' events join ``events``."""
+        fit: list[Any] = []
+        decoded: list[Any] = []
+        for blk in blocks:
+            mon = self.monitors.get((blk.model, blk.stage, blk.variant))
+            lay = None if mon is None or self.config.variants else mon.layout
+            if (
+                lay is None
+                or lay.rows_of(blk.names) is None
+                or (lay.watch_prediction and blk.prediction is not None and not np.isnan(blk.prediction).all())
+                or (lay.watch_latency and blk.latency is not None)
+            ):
+                decoded.extend(blk.events())
+            else:
+                fit.append(blk)
+        return ([*events, *decoded] if decoded else events), fit
+
+    def _start(self, mon: Monitor, ts: np.ndarray, version: str | None) -> np.ndarray:
+        """Positions of a group's events; the monitor's bookkeeping for them."""
+        n = ts.shape[0]
         p0 = mon.position
         pos = np.arange(p0, p0 + n, dtype=np.int64)
         mon.mark(pos, ts)
         if mon.summary_start_ts is None:
             mon.summary_start_ts = int(ts[0])
         mon.position += n
-        mon.version = evs[-1].version
+        mon.version = version
+        return pos
+
+    def _ingest(self, mon: Monitor, evs: list[Any], ts: np.ndarray, feeds: BatchFeeds) -> None:
+        n = len(evs)
+        p0 = mon.position
+        pos = self._start(mon, ts, evs[-1].version)
         feats = [e.features for e in evs]
         lay = mon.layout
         # Nothing new when every event has exactly the known features (checked by count
@@ -404,25 +445,7 @@ class MonitorBank:
                 lay = mon.layout = Layout.of(mon)
                 block = self._block(mon, evs, feats, strict=False)
             assert block is not None
-            k = block.shape[0]
-            num = Chunk(block.ravel(), np.tile(pos, k), np.tile(ts, k))
-            missing = np.isnan(block)
-            # The 0/1 copy only when some signal here has a missing indicator.
-            miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts) if lay.missing_of else None
-            counts = n - missing.sum(axis=1)
-            sums = np.where(missing, 0.0, block).sum(axis=1)
-            for sig, r in lay.numeric_rows:
-                sig.s_count += int(counts[r])
-                sig.s_missing += n - int(counts[r])
-                sig.s_sum += float(sums[r])
-                self._feed_numeric(mon, sig, num, r * n, n, feeds)
-                msig = lay.missing_of.get(sig.name)
-                if msig is not None and miss is not None:
-                    self._feed_numeric(mon, msig, miss, r * n, n, feeds)
-            if lay.latency_row is not None:
-                lat = block[lay.latency_row]
-                mon.latencies.extend(lat[~np.isnan(lat)].tolist())
-                del mon.latencies[:-4096]
+            self._feed_block(mon, lay, block, pos, ts, feeds)
         for sig in lay.categorical:
             col = [f.get(sig.source) for f in feats] if sig.role == "feature" else [e.prediction for e in evs]
             absent = [v is None for v in col]
@@ -434,6 +457,47 @@ class MonitorBank:
             if msig is not None:
                 mchunk = Chunk(np.asarray(absent, dtype=np.float64), pos, ts)
                 self._feed_numeric(mon, msig, mchunk, 0, n, feeds)
+
+    def _ingest_block(self, mon: Monitor, blk: Any, feeds: BatchFeeds) -> None:
+        """A column block that :meth:`_fit` accepted: the numeric block without a Python step
+        per event (no categorical signals, no new feature)."""
+        lay = mon.layout
+        assert lay is not None
+        pos = self._start(mon, blk.ts, blk.version)
+        if not lay.numeric_rows:
+            return
+        n = len(blk)
+        rows = [blk.values[lay.rows_of(blk.names)]]
+        for attr in lay.numeric_extras:
+            col = blk.prediction if attr == "prediction" else blk.latency
+            rows.append((np.full(n, np.nan) if col is None else col)[None, :])
+        block = np.ascontiguousarray(np.vstack(rows)) if len(rows) > 1 else rows[0]
+        self._feed_block(mon, lay, block, pos, blk.ts, feeds)
+
+    def _feed_block(
+        self, mon: Monitor, lay: Layout, block: np.ndarray, pos: np.ndarray, ts: np.ndarray, feeds: BatchFeeds
+    ) -> None:
+        """A group's (numeric sources, events) block to its signals' detectors."""
+        n = ts.shape[0]
+        k = block.shape[0]
+        num = Chunk(block.ravel(), np.tile(pos, k), np.tile(ts, k))
+        missing = np.isnan(block)
+        # The 0/1 copy only when some signal here has a missing indicator.
+        miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts) if lay.missing_of else None
+        counts = n - missing.sum(axis=1)
+        sums = np.where(missing, 0.0, block).sum(axis=1)
+        for sig, r in lay.numeric_rows:
+            sig.s_count += int(counts[r])
+            sig.s_missing += n - int(counts[r])
+            sig.s_sum += float(sums[r])
+            self._feed_numeric(mon, sig, num, r * n, n, feeds)
+            msig = lay.missing_of.get(sig.name)
+            if msig is not None and miss is not None:
+                self._feed_numeric(mon, msig, miss, r * n, n, feeds)
+        if lay.latency_row is not None:
+            lat = block[lay.latency_row]
+            mon.latencies.extend(lat[~np.isnan(lat)].tolist())
+            del mon.latencies[:-4096]
 
     def _warm(self, mon: Monitor, sig: Signal, values: Any, pos: np.ndarray, ts: np.ndarray) -> int:
         """Buffer warm-up values; on the last one build the reference. Returns values used."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,8 @@ class Layout:
     categorical_features: tuple[str, ...]
     watch_prediction: bool
     watch_latency: bool
+    selected: Callable[[str], bool] = bool
+    _rows_of: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mon: Monitor) -> Layout:
@@ -110,7 +112,24 @@ class Layout:
         return cls(
             n_features, num_feats, getter, tuple(extras), rows, latency_row, cat, missing_of, cat_feats,
             watch_prediction=sel.prediction and pred is None, watch_latency=sel.latency and latency_row is None,
+            selected=lambda name: name not in sel.exclude and (sel.features is None or name in sel.features),
         )  # fmt: skip
+
+    def rows_of(self, names: tuple[str, ...]) -> np.ndarray | None:
+        """Where this layout's numeric features sit among a column block's ``names``; None when
+        the block does not fit: a known feature absent, a categorical signal, or a new feature
+        the monitor would watch (those events take the whole-event path, which discovers it)."""
+        got = self._rows_of.get(names, False)
+        if got is False:
+            got = None
+            at = {n: i for i, n in enumerate(names)}
+            known = set(self.numeric_features)
+            fits = not self.categorical and len(at) == len(names) and known.issubset(at)
+            if fits and not any(n not in known and self.selected(n) for n in names):
+                got = np.array([at[n] for n in self.numeric_features], np.int64)
+            if len(self._rows_of) < 64:
+                self._rows_of[names] = got
+        return got  # type: ignore[no-any-return]
 
     def needs_discovery(self, evs: list[Any]) -> bool:
         """True when an event may carry something new: a known categorical feature absent

@@ -145,9 +145,7 @@ class LabelJoin:
         """Note a batch of one variant's prediction events (stream order; ``ts`` their event times)."""
         if self.settings.join == "off":
             return
-        if variant not in self.variants:
-            self.variants.append(variant)
-        self.watermark = max(self.watermark, int(ts.max()))
+        self.unlabelled(variant, ts)
         labels = list(map(_LABEL, events))
         if labels.count(None) == len(labels):  # the common batch, in C-level steps
             if self.active:
@@ -167,6 +165,15 @@ class LabelJoin:
         if self.active and keep:
             rids, tss, preds = (list(c) for c in zip(*keep, strict=True))
             self._keep(variant, rids, np.array(tss, dtype=np.int64), preds)
+
+    def unlabelled(self, variant: str, ts: np.ndarray) -> None:
+        """Note predictions with neither a request_id nor a label: nothing to keep, but their
+        variant and event times count (label waits and expiry follow the watermark)."""
+        if self.settings.join == "off":
+            return
+        if variant not in self.variants:
+            self.variants.append(variant)
+        self.watermark = max(self.watermark, int(ts.max()))
 
     def _keep(self, variant: str, rids: list[str], tss: np.ndarray, preds: list[Any]) -> None:
         """Append to the open segment, opening new ones every SEGMENT_SIZE predictions (a repeated

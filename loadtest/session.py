@@ -108,8 +108,10 @@ def print_outcome(o: Outcome) -> None:
     if not o.caught_up:
         print("WARNING: the processor had not processed every replayed event when the wait ended")
     for d in r["drifts"]:
-        after = f"{d['delay_events']:,} events" if d["delay_events"] is not None else f"{d['delay_s']:.1f} s"
-        how = f"detected by {d['by']} after {after}" if d["detected"] else "MISSED"
+        how = "MISSED"
+        if d["detected"]:  # a missed drift has no delay to print
+            after = f"{d['delay_events']:,} events" if d["delay_events"] is not None else f"{d['delay_s']:.1f} s"
+            how = f"detected by {d['by']} after {after}"
         print(f"  {d['kind']:20} {d['key']:24} {d['signal']:20} {how}")
     lat = f"p50 {r['latency_p50_ms']:.0f} ms, p99 {r['latency_p99_ms']:.0f} ms" if r["latency_p50_ms"] else "-"
     print(f"detected {r['detected']} of {r['injected']} drifts; false alerts: {r['false_alerts']}; "

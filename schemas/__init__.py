@@ -6,6 +6,7 @@ import json
 from importlib import resources
 from typing import Any
 
+from .blocks import EventBlock, decode_blocks, settle, warm_scan
 from .codec import MAX_EVENT_BYTES, PredictionEvent, Rejection, decode, encode_alert
 from .labels import LabelEvent, decode_label, encode_label
 
@@ -15,6 +16,10 @@ __all__ = [
     "LabelEvent",
     "Rejection",
     "decode",
+    "decode_blocks",
+    "EventBlock",
+    "settle",
+    "warm_scan",
     "decode_label",
     "encode_alert",
     "encode_label",

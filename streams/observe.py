@@ -57,6 +57,12 @@ class Metrics:
         self.repartitioned = Counter(
             "driftstream_events_repartitioned", "Events re-keyed through the repartition topic.", registry=r
         )
+        self.columnar = Counter(
+            "driftstream_events_columnar",
+            "Valid events the monitors took as columns from the batch decoder (the rest of "
+            "driftstream_events_processed were decoded one by one).",
+            registry=r,
+        )
         self.untracked = Counter(
             "driftstream_events_untracked", "Valid events of keys over limits.max_series (not monitored).", registry=r
         )

@@ -26,10 +26,11 @@ import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detectors import MonitorBank, warm_kernels
-from schemas import LabelEvent, PredictionEvent, Rejection, decode, decode_label
+from schemas import EventBlock, LabelEvent, PredictionEvent, Rejection, decode, decode_label, settle, warm_scan
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
+from .intake import EventIntake
 from .labelroute import LABEL_HEADERS, JoinCounter, is_label, place
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
@@ -55,7 +56,7 @@ class ProcessorError(RuntimeError):
     """A failure the processor cannot continue from without losing data; it exits non-zero."""
 
 
-class Processor:
+class Processor(EventIntake):
     """One worker of the consumer group; N of them split the partitions."""
 
     def __init__(self, cfg: RunConfig, metrics: Metrics | None = None, health: HealthServer | None = None) -> None:
@@ -83,7 +84,10 @@ class Processor:
         # the collector dozens of times per batch over long-lived monitor state.
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
-        log.info("detector kernels loaded in %.2f s", warm_kernels())
+        t0 = time.perf_counter()
+        warm_scan()
+        scan_s = time.perf_counter() - t0
+        log.info("detector kernels loaded in %.2f s, event scan in %.2f s", warm_kernels(), scan_s)
         admin = connect(self.cfg)
         self.topology: Topology = ensure_topics(admin, self.topics)
         self._homes = Homes(self.topology.partitions, self.engine.pipeline_anchor)
@@ -163,26 +167,28 @@ class Processor:
         ensure_txn = self._begin_txn_if_needed
         ensure_txn()
         positions = self.positions
-        homes = self._homes
-        banks = self.banks
         repart = self.topics.repartition
-        copart = {t for t in self.topics.input if self.topology.co_partitioned(t)}
         max_bytes = self.cfg.processor.max_event_bytes
-        by_slot: dict[int, list[PredictionEvent]] = {}
+        decoded: dict[int, list[tuple[int, PredictionEvent]]] = {}  # slot -> (row, event)
         labels: dict[int, list[LabelEvent]] = {}
         labels_topic = self.topics.labels
         consumed: dict[str, int] = {}
-        produce = self.producer.produce
         n_rekey = 0
         ahead = self._ahead if self._ahead else None
+        # event messages, for the batch decoder: message, value, Kafka timestamp, (topic, partition) code
+        ev_msgs: list[Message] = []
+        ev_vals: list[bytes] = []
+        ev_ts: list[int] = []
+        ev_tp: list[int] = []
+        tp_codes: dict[tuple[str, int], int] = {}
         for m in msgs:
             err = m.error()
             if err is not None:
                 self._on_consumer_error(err)
                 continue
-            topic: str = m.topic()  # type: ignore[assignment]  # set on every non-error message
-            part: int = m.partition()  # type: ignore[assignment]
-            positions[(topic, part)] = m.offset() + 1  # type: ignore[operator]
+            tp: tuple[str, int] = (m.topic(), m.partition())  # type: ignore[assignment]  # set on every non-error message
+            positions[tp] = m.offset() + 1  # type: ignore[operator]
+            topic = tp[0]
             consumed[topic] = consumed.get(topic, 0) + 1
             raw = m.value()
             ts = m.timestamp()[1]
@@ -192,33 +198,24 @@ class Processor:
             if topic == repart and is_label(m.headers()):
                 lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
                 if type(lab) is LabelEvent:
-                    labels.setdefault(part, []).append(lab)
+                    labels.setdefault(tp[1], []).append(lab)
                 else:
                     self._dead_letter(m, lab)  # type: ignore[arg-type]
                 continue
-            ev = decode(raw, ts if ts >= 0 else None, max_bytes)  # type: ignore[arg-type]
-            if type(ev) is not PredictionEvent:
-                self._dead_letter(m, ev)  # type: ignore[arg-type]
+            if raw is None or ahead is not None:
+                ev = decode(raw, ts if ts >= 0 else None, max_bytes)  # type: ignore[arg-type]
+                n_rekey += self._route_event(m, tp, raw, ts, ev, decoded, -1, ahead)
                 continue
-            if topic == repart:
-                slot = part
-            else:
-                home = homes[(ev.model, ev.stage)]
-                slot = home[1]
-                if slot != part or topic not in copart or slot not in banks:
-                    produce(repart, raw, home[0], partition=slot, timestamp=ts if ts > 0 else 0,
-                            headers=m.headers())  # fmt: skip
-                    n_rekey += 1
-                    continue
-            if ahead is not None and ahead.holds(
-                (ev.model, ev.stage, ev.variant), (topic, part), positions[(topic, part)] - 1
-            ):
-                self._counts["covered"] += 1  # in that monitor's snapshot already
-                continue
-            lst = by_slot.get(slot)
-            if lst is None:
-                lst = by_slot[slot] = []
-            lst.append(ev)
+            ev_msgs.append(m)
+            ev_vals.append(raw)
+            ev_ts.append(ts)
+            code = tp_codes.get(tp)
+            if code is None:
+                code = tp_codes[tp] = len(tp_codes)
+            ev_tp.append(code)
+        blocks: dict[int, list[EventBlock]] = {}
+        if ev_vals:
+            n_rekey += self._decode_events(ev_msgs, ev_vals, ev_ts, ev_tp, list(tp_codes), decoded, blocks)
         self.producer.poll(0)
         if ahead is not None:
             ahead.prune(positions)
@@ -230,10 +227,9 @@ class Processor:
             self.metrics.repartitioned.inc(n_rekey)
             self._counts["repartitioned"] += n_rekey
         self._since_checkpoint += len(msgs)
-        for slot, evs in by_slot.items():
-            self._feed(banks[slot], evs, labels.pop(slot, ()))
-        for slot, labs in labels.items():
-            self._feed(banks[slot], [], labs)
+        for slot in sorted(decoded.keys() | blocks.keys() | labels.keys()):
+            evs, blks = settle(blocks.get(slot, ()), decoded.get(slot, ()))
+            self._feed(self.banks[slot], evs, labels.get(slot, ()), blks)
         if self.txn is not None:
             self._write_filled()
 
@@ -258,14 +254,20 @@ class Processor:
         self._counts["labels"] += 1
         return produced
 
-    def _feed(self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = ()) -> None:
-        untracked = bank.stats.untracked_events
+    def _feed(
+        self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = (),
+        blocks: Sequence[EventBlock] = (),
+    ) -> None:  # fmt: skip
+        untracked, columnar = bank.stats.untracked_events, bank.stats.column_events
         before = self._joins.before(bank)
-        out = bank.process(evs, labels)
-        self.metrics.processed.inc(len(evs))
-        self._counts["processed"] += len(evs)
+        out = bank.process(evs, labels, blocks)
+        n = len(evs) + sum(map(len, blocks))
+        self.metrics.processed.inc(n)
+        self._counts["processed"] += n
         if bank.stats.untracked_events != untracked:
             self.metrics.untracked.inc(bank.stats.untracked_events - untracked)
+        if bank.stats.column_events != columnar:
+            self.metrics.columnar.inc(bank.stats.column_events - columnar)
         self._joins.after(bank, before)
         produce = self._produce
         for doc in out.alerts:

@@ -20,8 +20,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from detectors.config import ConfigError
 from loadtest.evaluate import read_topic_docs, score
 from loadtest.generate import generate, write
-from loadtest.replay import read_events, replay
+from loadtest.replay import ReplayResult, read_events, replay
 from loadtest.scenario import DRIFT_KINDS, VARIANT_KINDS, Scenario, parse_drift, preset
+from loadtest.session import Outcome, print_outcome
 from schemas import PredictionEvent, decode
 
 from . import harness
@@ -256,3 +257,12 @@ def test_loadtest_run_against_a_running_processor_twice(broker: Broker, tmp_path
             assert f"report: {out / 'report' / 'report.md'}" in res.stdout
     finally:
         run.stop()
+
+
+def test_outcome_prints_a_missed_drift(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    drift = {"kind": "sudden", "key": "m/s", "signal": "feature:x", "detected": False, "by": None,
+             "delay_events": None, "delay_s": None}  # fmt: skip
+    result = {"drifts": [drift], "detected": 0, "injected": 1, "missed": 1, "false_alerts": 0, "latency_p50_ms": None}
+    print_outcome(Outcome(result, tmp_path, ReplayResult(sent=10, seconds=1.0), caught_up=False))
+    out = capsys.readouterr().out
+    assert "MISSED" in out and "detected 0 of 1 drifts" in out

@@ -1,0 +1,257 @@
+"""A batch of message values → per-key column blocks, without a Python object per event.
+
+The compiled scan (``_scan_kernel``) tokenises the batch and names each message's shape (its
+template). A template is read once (:func:`shape_of`) and cached; when it is an ordinary
+numeric event — model, stage, numeric features, and at most ts, variant, version, event_id,
+a numeric prediction, latency_ms, schema_version and fields nobody reads — its messages are
+checked with array operations against the same rules as :func:`schemas.codec.decode` and
+become :class:`EventBlock` columns. Everything else (labels, request ids, string features,
+escapes, non-ASCII text, errors) is left to :func:`decode`, message by message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+
+import numpy as np
+import orjson
+
+from . import _scan_kernel as K
+from .codec import MAX_EVENT_BYTES, MAX_FEATURES, MAX_STRING, PredictionEvent, decode
+
+__all__ = ["EventBlock", "Shape", "decode_blocks", "settle", "shape_of", "warm_scan"]
+
+_MAX_TS = 2.0**53  # ts at or beyond this leaves the fast path (exact integers only)
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """Where a template's fields sit among its value tokens (-1: absent), or None when its
+    messages go through the full decoder."""
+
+    model: int
+    stage: int
+    ts: int
+    variant: int
+    version: int
+    event_id: int
+    prediction: int
+    latency: int
+    schema_version: int
+    names: tuple[str, ...]
+    features: tuple[int, ...]  # token index of each feature's value
+
+
+def _rebuild(skeleton: bytes) -> bytes:
+    """The skeleton as JSON, each marker replaced by ``[kind, token index]``."""
+    out = bytearray()
+    k = 0
+    for c in skeleton:
+        if c in (K.NUMBER, K.STRING):
+            out += b"[%d,%d]" % (c, k)
+            k += 1
+        else:
+            out.append(c)
+    return bytes(out)
+
+
+def _token(v: object, kind: int) -> int | None:
+    return v[1] if type(v) is list and v[0] == kind else None
+
+
+def shape_of(skeleton: bytes) -> Shape | None:
+    """Read a template; None unless every message of it is an ordinary numeric event.
+
+    Duplicate keys resolve as orjson resolves them in the message itself (the last wins)."""
+    obj = orjson.loads(_rebuild(skeleton))
+    if "request_id" in obj or "label" in obj:
+        return None
+    model, stage = _token(obj.get("model"), K.STRING), _token(obj.get("stage"), K.STRING)
+    feats = obj.get("features")
+    if model is None or stage is None or type(feats) is not dict or len(feats) > MAX_FEATURES:
+        return None
+    toks: list[int] = []
+    for name, v in feats.items():
+        t = _token(v, K.NUMBER)  # a number, or null/true/false: the scan's kinds tell them apart
+        if t is None or not 0 < len(name) <= MAX_STRING:
+            return None
+        toks.append(t)
+    found: dict[str, int] = {}
+    for field, kind in (("ts", K.NUMBER), ("variant", K.STRING), ("version", K.STRING), ("event_id", K.STRING),
+                        ("prediction", K.NUMBER), ("latency_ms", K.NUMBER), ("schema_version", K.NUMBER)):  # fmt: skip
+        if field not in obj:
+            found[field] = -1
+            continue
+        t = _token(obj[field], kind)
+        if t is None:
+            return None
+        found[field] = t
+    return Shape(model, stage, found["ts"], found["variant"], found["version"], found["event_id"], found["prediction"],
+                 found["latency_ms"], found["schema_version"], tuple(feats), tuple(toks))  # fmt: skip
+
+
+_SHAPES: dict[bytes, Shape | None] = {}
+
+
+def _cached_shape(skeleton: bytes) -> Shape | None:
+    shape = _SHAPES.get(skeleton, False)
+    if shape is False:
+        if len(_SHAPES) >= 4096:
+            _SHAPES.clear()
+        shape = _SHAPES[skeleton] = shape_of(skeleton)
+    return shape  # type: ignore[return-value]
+
+
+class EventBlock:
+    """One (model, stage, variant)'s events of a batch, in stream order, as columns.
+
+    ``values`` is (features, events) in ``names`` order; ``prediction`` and ``latency`` are
+    per event (NaN: none) or None when the template has no such field. ``rows`` are the
+    events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
+    need whole events (a new monitor, variant comparisons, joins)."""
+
+    __slots__ = ("_fallback", "_raws", "latency", "model", "names", "prediction", "rows", "stage", "ts", "values",
+                 "variant", "version")  # fmt: skip
+
+    def __init__(
+        self, key: tuple[str, str, str], version: str | None, rows: np.ndarray, ts: np.ndarray,
+        names: tuple[str, ...], values: np.ndarray, prediction: np.ndarray | None, latency: np.ndarray | None,
+        raws: Sequence[bytes], fallback: np.ndarray,
+    ) -> None:  # fmt: skip
+        self.model, self.stage, self.variant = key
+        self.version = version
+        self.rows, self.ts, self.names, self.values = rows, ts, names, values
+        self.prediction, self.latency = prediction, latency
+        self._raws, self._fallback = raws, fallback
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def events(self) -> list[PredictionEvent]:
+        out = []
+        for i in self.rows.tolist():
+            fb = int(self._fallback[i])
+            ev = decode(self._raws[i], fb if fb >= 0 else None)
+            assert type(ev) is PredictionEvent  # checked by the same rules already
+            out.append(ev)
+        return out
+
+
+def _text(buf: bytes, spans: np.ndarray, tok: int) -> str:
+    return buf[spans[tok, 0] : spans[tok, 1]].decode("ascii")
+
+
+def _lengths(spans: np.ndarray, toks: np.ndarray) -> np.ndarray:
+    return spans[toks, 1] - spans[toks, 0]  # type: ignore[no-any-return]
+
+
+def _valid(shape: Shape, base: np.ndarray, nums: np.ndarray, kinds: np.ndarray, spans: np.ndarray,
+           fallback: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Which messages of one template pass the codec's value rules, and their event times."""
+    ok = np.ones(base.shape[0], bool)
+    for tok, lo in ((shape.model, 1), (shape.stage, 1), (shape.variant, 1), (shape.version, 0), (shape.event_id, 0)):
+        if tok >= 0:
+            n = _lengths(spans, base + tok)
+            ok &= (n >= lo) & (n <= MAX_STRING)
+    for tok in (shape.ts, shape.latency, shape.schema_version):  # numbers, not null or booleans
+        if tok >= 0:
+            ok &= kinds[base + tok] == K.NUM
+    if shape.prediction >= 0:  # a number or null
+        ok &= kinds[base + shape.prediction] <= K.NULL
+    if shape.ts >= 0:
+        v = nums[base + shape.ts]
+        ok &= (v >= 0) & (v < _MAX_TS)
+        ts = np.where(ok, v, 0).astype(np.int64)
+    else:
+        ts = fallback[rows]
+        ok &= ts >= 0
+    if shape.latency >= 0:
+        ok &= nums[base + shape.latency] >= 0
+    if shape.schema_version >= 0:
+        ok &= nums[base + shape.schema_version] == 1
+    return ok, ts
+
+
+def decode_blocks(
+    values: Sequence[bytes], fallback: np.ndarray, max_bytes: int = MAX_EVENT_BYTES
+) -> tuple[list[EventBlock], np.ndarray]:
+    """Column blocks for the ordinary events among ``values`` (message values, none None;
+    ``fallback`` their Kafka timestamps, -1 for none). Also each message's block, -1 for a
+    message the caller must :func:`decode` itself. A key whose events come in more than one
+    shape in this batch is left to the caller whole, so its order survives."""
+    n = len(values)
+    owner = np.full(n, -1, np.int64)
+    if not n:
+        return [], owner
+    lens = np.fromiter(map(len, values), np.int64, n)
+    ends = np.cumsum(lens)
+    raw = b"".join(values)
+    buf = np.frombuffer(raw, np.uint8)
+    template, first, nums, kinds, spans, skel, bounds, counts = K.scan(buf, ends - lens, ends)
+    template[lens > max_bytes] = -1
+    ts_all = np.zeros(n, np.int64)
+    shapes: list[Shape | None] = []
+    for t in range(counts.shape[0]):
+        shape = _cached_shape(skel[bounds[t] : bounds[t + 1]].tobytes())
+        shapes.append(shape)
+        rows = np.flatnonzero(template == t)
+        if shape is None:
+            template[rows] = -1
+            continue
+        ok, ts = _valid(shape, first[rows], nums, kinds, spans, fallback, rows)
+        ts_all[rows] = ts
+        template[rows[~ok]] = -1
+    good = np.flatnonzero(template >= 0)
+    if not good.shape[0]:
+        return [], owner
+    tg = template[good]
+    offs = np.array([[s.model, s.stage, s.variant] if s else [0, 0, 0] for s in shapes], np.int64)[tg]
+    parts = np.where(offs >= 0, first[good][:, None] + offs, -1)
+    gid, reps = K.intern_keys(buf, spans, parts)
+    mixed = np.bincount(gid, weights=tg != tg[reps][gid], minlength=reps.shape[0]) > 0
+    order = np.argsort(gid, kind="stable")
+    cuts = np.searchsorted(gid[order], np.arange(reps.shape[0] + 1))
+    blocks: list[EventBlock] = []
+    for g in range(reps.shape[0]):
+        if mixed[g]:
+            continue
+        rows = good[order[cuts[g] : cuts[g + 1]]]
+        shape = shapes[tg[reps[g]]]
+        assert shape is not None
+        base = first[rows]
+        r = rows[-1]
+        key = (_text(raw, spans, first[r] + shape.model), _text(raw, spans, first[r] + shape.stage),
+               _text(raw, spans, first[r] + shape.variant) if shape.variant >= 0 else "primary")  # fmt: skip
+        block = nums[np.array(shape.features, np.int64)[:, None] + base[None, :]]
+        version = _text(raw, spans, first[r] + shape.version) if shape.version >= 0 else None
+        pred = nums[base + shape.prediction] if shape.prediction >= 0 else None
+        lat = nums[base + shape.latency] if shape.latency >= 0 else None
+        owner[rows] = len(blocks)
+        blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback))
+    return blocks, owner
+
+
+def settle(
+    blocks: Sequence[EventBlock], decoded: Sequence[tuple[int, PredictionEvent]]
+) -> tuple[list[PredictionEvent], list[EventBlock]]:
+    """Events and blocks with no key in both: ``decoded`` are (row, event) pairs the caller
+    decoded itself (messages the scan left to it). A block whose key is among them is decoded
+    too and merged by row, so each key's events stay in stream order."""
+    keys = {(e.model, e.stage, e.variant) for _, e in decoded}
+    clash = [b for b in blocks if (b.model, b.stage, b.variant) in keys]
+    if not clash:
+        return [e for _, e in decoded], list(blocks)
+    merged = list(decoded)
+    for b in clash:
+        merged.extend(zip(b.rows.tolist(), b.events(), strict=True))
+    merged.sort(key=itemgetter(0))
+    return [e for _, e in merged], [b for b in blocks if (b.model, b.stage, b.variant) not in keys]
+
+
+def warm_scan() -> None:
+    """Load (or compile) the scan kernels before the first batch, as ``detectors.warm_kernels``
+    does for the detectors."""
+    decode_blocks([b'{"model":"w","stage":"w","features":{"x":0.30000000000000004,"y":null},"ts":1}'],
+                  np.zeros(1, np.int64))  # fmt: skip

@@ -99,7 +99,8 @@ def test_blocks_and_events_give_the_same_result(cfg: dict[str, Any]) -> None:
     for key in a.monitors:
         assert a.snapshot(key) == b.snapshot(key), key
     b.stats.column_events, taken = 0, b.stats.column_events
-    assert a.stats == b.stats and taken > 0
+    assert a.stats == b.stats
+    assert (taken > 0) == ("variants" not in cfg)  # variant comparisons need whole events
 
 
 def test_most_ordinary_events_take_the_column_path() -> None:

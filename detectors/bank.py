@@ -142,9 +142,12 @@ class MonitorBank:
             join.predictions(evs[a:b], mon.key[2], ts[a:b], self.joins)
             if join.waiting or join.active:
                 joins.add(mon.key[:2])
-        for blk in blocks:  # no request_id, no label: the join only notes the variant and time
+        for blk in blocks:  # no label; predictions kept when they have a request_id
             join = self._joins[(blk.model, blk.stage)]
-            join.unlabelled(blk.variant, blk.ts)
+            if blk.has_request_ids:
+                join.requested(blk.variant, blk.ts, blk.request_ids, blk.predictions)
+            else:
+                join.unlabelled(blk.variant, blk.ts)
             if join.waiting or join.active:
                 joins.add((blk.model, blk.stage))
             touched.append((self.monitors[(blk.model, blk.stage, blk.variant)], int(blk.ts[-1])))
@@ -409,6 +412,7 @@ class MonitorBank:
                 or lay.rows_of(blk.names) is None
                 or (lay.watch_prediction and blk.prediction is not None and not np.isnan(blk.prediction).all())
                 or (lay.watch_latency and blk.latency is not None)
+                or (blk.has_request_ids and not blk.exact_predictions())
             ):
                 decoded.extend(blk.events())
             else:

@@ -36,7 +36,7 @@ once its notes outnumber its live rows.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count, repeat
 from operator import attrgetter
@@ -174,6 +174,27 @@ class LabelJoin:
         if variant not in self.variants:
             self.variants.append(variant)
         self.watermark = max(self.watermark, int(ts.max()))
+
+    def requested(
+        self, variant: str, ts: np.ndarray, rids: Callable[[], list[str]], preds: Callable[[], list[Any]]
+    ) -> None:
+        """Note a column block of predictions that all carry a request_id and no label, as
+        :meth:`predictions` would: kept once the join is active. ``rids`` and ``preds`` are
+        read only then (a block builds a string per event for them)."""
+        if self.settings.join == "off":
+            return
+        self.unlabelled(variant, ts)
+        if not self.active:
+            return
+        ids, values = rids(), preds()
+        if int(ts.min()) < self.since_ts:
+            fresh = (ts >= self.since_ts).tolist()
+            ids = [r for r, f in zip(ids, fresh, strict=True) if f]
+            values = [v for v, f in zip(values, fresh, strict=True) if f]
+            ts = ts[ts >= self.since_ts]
+            if not ids:
+                return
+        self._keep(variant, ids, ts, values)
 
     def _keep(self, variant: str, rids: list[str], tss: np.ndarray, preds: list[Any]) -> None:
         """Append to the open segment, opening new ones every SEGMENT_SIZE predictions (a repeated

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 NUMBER, STRING = 1, 2  # skeleton marker bytes; no valid JSON outside a string holds them
-NUM, NULL, TRUE, FALSE, TEXT = 0, 1, 2, 3, 4  # token kinds (a NUMBER token is one of the first four)
+FLOAT, INT, NULL, TRUE, FALSE, TEXT = 0, 1, 2, 3, 4, 5  # token kinds (a NUMBER token is one of the first five)
 MAX_DEPTH = 8
 MAX_TEMPLATES = 256  # per batch; messages of further shapes are declined
 _TABLE = 1024  # open-addressing table of skeleton hashes, > 2 x MAX_TEMPLATES
@@ -282,7 +282,7 @@ def scan(
                     if neg and not (is_int and mant == 0):  # the integer -0 is Python's 0
                         v = -v
                     nums[t] = v
-                    kinds[t] = NUM
+                    kinds[t] = INT if is_int else FLOAT
                     spans[t, 0] = i
                     spans[t, 1] = j
                     t += 1

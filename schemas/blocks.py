@@ -3,7 +3,7 @@
 The compiled scan (``_scan_kernel``) tokenises the batch and names each message's shape (its
 template). A template is read once (:func:`shape_of`) and cached; when it is an ordinary
 numeric event — model, stage, numeric features, and at most ts, variant, version, event_id,
-a numeric prediction, latency_ms, schema_version and fields nobody reads — its messages are
+request_id, a numeric prediction, latency_ms, schema_version and fields nobody reads — its messages are
 checked with array operations against the same rules as :func:`schemas.codec.decode` and
 become :class:`EventBlock` columns. Everything else (labels, request ids, string features,
 escapes, non-ASCII text, errors) is left to :func:`decode`, message by message.
@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 import orjson
@@ -37,6 +38,7 @@ class Shape:
     variant: int
     version: int
     event_id: int
+    request_id: int
     prediction: int
     latency: int
     schema_version: int
@@ -61,12 +63,17 @@ def _token(v: object, kind: int) -> int | None:
     return v[1] if type(v) is list and v[0] == kind else None
 
 
+_OPTIONAL = (("ts", K.NUMBER), ("variant", K.STRING), ("version", K.STRING), ("event_id", K.STRING),
+             ("request_id", K.STRING), ("prediction", K.NUMBER), ("latency_ms", K.NUMBER),
+             ("schema_version", K.NUMBER))  # fmt: skip
+
+
 def shape_of(skeleton: bytes) -> Shape | None:
     """Read a template; None unless every message of it is an ordinary numeric event.
 
     Duplicate keys resolve as orjson resolves them in the message itself (the last wins)."""
     obj = orjson.loads(_rebuild(skeleton))
-    if "request_id" in obj or "label" in obj:
+    if "label" in obj:
         return None
     model, stage = _token(obj.get("model"), K.STRING), _token(obj.get("stage"), K.STRING)
     feats = obj.get("features")
@@ -79,8 +86,7 @@ def shape_of(skeleton: bytes) -> Shape | None:
             return None
         toks.append(t)
     found: dict[str, int] = {}
-    for field, kind in (("ts", K.NUMBER), ("variant", K.STRING), ("version", K.STRING), ("event_id", K.STRING),
-                        ("prediction", K.NUMBER), ("latency_ms", K.NUMBER), ("schema_version", K.NUMBER)):  # fmt: skip
+    for field, kind in _OPTIONAL:
         if field not in obj:
             found[field] = -1
             continue
@@ -88,8 +94,8 @@ def shape_of(skeleton: bytes) -> Shape | None:
         if t is None:
             return None
         found[field] = t
-    return Shape(model, stage, found["ts"], found["variant"], found["version"], found["event_id"], found["prediction"],
-                 found["latency_ms"], found["schema_version"], tuple(feats), tuple(toks))  # fmt: skip
+    return Shape(model, stage, names=tuple(feats), features=tuple(toks), latency=found.pop("latency_ms"),
+                 schema_version=found.pop("schema_version"), **found)  # fmt: skip
 
 
 _SHAPES: dict[bytes, Shape | None] = {}
@@ -108,26 +114,56 @@ class EventBlock:
     """One (model, stage, variant)'s events of a batch, in stream order, as columns.
 
     ``values`` is (features, events) in ``names`` order; ``prediction`` and ``latency`` are
-    per event (NaN: none) or None when the template has no such field. ``rows`` are the
+    per event (NaN: null) or None when the template has no such field. ``rows`` are the
     events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
-    need whole events (a new monitor, variant comparisons, joins)."""
+    need whole events (a new monitor, variant comparisons)."""
 
-    __slots__ = ("_fallback", "_raws", "latency", "model", "names", "prediction", "rows", "stage", "ts", "values",
-                 "variant", "version")  # fmt: skip
+    __slots__ = ("_buf", "_fallback", "_pred_kinds", "_raws", "_rid_spans", "latency", "model", "names", "prediction",
+                 "rows", "stage", "ts", "values", "variant", "version")  # fmt: skip
 
     def __init__(
         self, key: tuple[str, str, str], version: str | None, rows: np.ndarray, ts: np.ndarray,
         names: tuple[str, ...], values: np.ndarray, prediction: np.ndarray | None, latency: np.ndarray | None,
-        raws: Sequence[bytes], fallback: np.ndarray,
+        raws: Sequence[bytes], fallback: np.ndarray, buf: bytes = b"", rid_spans: np.ndarray | None = None,
+        pred_kinds: np.ndarray | None = None,
     ) -> None:  # fmt: skip
         self.model, self.stage, self.variant = key
         self.version = version
         self.rows, self.ts, self.names, self.values = rows, ts, names, values
         self.prediction, self.latency = prediction, latency
         self._raws, self._fallback = raws, fallback
+        self._buf, self._rid_spans, self._pred_kinds = buf, rid_spans, pred_kinds
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
+
+    @property
+    def has_request_ids(self) -> bool:
+        return self._rid_spans is not None
+
+    def request_ids(self) -> list[str]:
+        """Each event's request_id (the template has one)."""
+        assert self._rid_spans is not None
+        buf = self._buf
+        return [buf[a:b].decode("ascii") for a, b in self._rid_spans.tolist()]
+
+    def predictions(self) -> list[Any]:
+        """Each event's prediction as the codec gives it: a float, an int or None."""
+        if self.prediction is None:
+            return [None] * len(self)
+        values = self.prediction.tolist()
+        kinds = self._pred_kinds
+        if kinds is None or not kinds.any():  # all floats
+            return values  # type: ignore[no-any-return]
+        pairs = zip(values, kinds.tolist(), strict=True)
+        return [int(v) if k == K.INT else None if k == K.NULL else v for v, k in pairs]
+
+    def exact_predictions(self) -> bool:
+        """False when an integer prediction is too large for a float to hold it exactly."""
+        kinds = self._pred_kinds
+        if kinds is None or self.prediction is None:
+            return True
+        return not bool(((kinds == K.INT) & (np.abs(self.prediction) >= _MAX_TS)).any())
 
     def events(self) -> list[PredictionEvent]:
         out = []
@@ -151,13 +187,14 @@ def _valid(shape: Shape, base: np.ndarray, nums: np.ndarray, kinds: np.ndarray, 
            fallback: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Which messages of one template pass the codec's value rules, and their event times."""
     ok = np.ones(base.shape[0], bool)
-    for tok, lo in ((shape.model, 1), (shape.stage, 1), (shape.variant, 1), (shape.version, 0), (shape.event_id, 0)):
+    for tok, lo in ((shape.model, 1), (shape.stage, 1), (shape.variant, 1), (shape.version, 0), (shape.event_id, 0),
+                    (shape.request_id, 0)):  # fmt: skip
         if tok >= 0:
             n = _lengths(spans, base + tok)
             ok &= (n >= lo) & (n <= MAX_STRING)
     for tok in (shape.ts, shape.latency, shape.schema_version):  # numbers, not null or booleans
         if tok >= 0:
-            ok &= kinds[base + tok] == K.NUM
+            ok &= kinds[base + tok] <= K.INT
     if shape.prediction >= 0:  # a number or null
         ok &= kinds[base + shape.prediction] <= K.NULL
     if shape.ts >= 0:
@@ -227,9 +264,12 @@ def decode_blocks(
         block = nums[np.array(shape.features, np.int64)[:, None] + base[None, :]]
         version = _text(raw, spans, first[r] + shape.version) if shape.version >= 0 else None
         pred = nums[base + shape.prediction] if shape.prediction >= 0 else None
+        pred_kinds = kinds[base + shape.prediction] if shape.prediction >= 0 else None
         lat = nums[base + shape.latency] if shape.latency >= 0 else None
+        rids = spans[base + shape.request_id] if shape.request_id >= 0 else None
         owner[rows] = len(blocks)
-        blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback))
+        blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback,
+                                 raw, rids, pred_kinds))  # fmt: skip
     return blocks, owner
 
 

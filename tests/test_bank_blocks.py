@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from detectors import EngineConfig, MonitorBank
-from schemas import PredictionEvent, decode, decode_blocks, settle
+from schemas import LabelEvent, PredictionEvent, decode, decode_blocks, settle
 
 BASE = {"warmup_events": 300, "alerts": {"cooldown_s": 1, "resolve_after_s": 5},
         "detectors": {"psi": {"window": 200}}}  # fmt: skip
@@ -35,9 +35,10 @@ def traffic(n: int, seed: int) -> list[bytes]:
             f["b"] = None if i % 7 == 0 else f["b"]
             f["flag"] = i % 3 == 0
         elif k == 2:
-            ev["prediction"] = rng.random()
+            ev["prediction"] = rng.random() if i % 13 else (i % 2 if i % 17 else None)  # ints and nulls too
             ev["latency_ms"] = rng.expovariate(0.1)
             ev["version"] = f"v{i // 1000}"
+            ev["request_id"] = f"r{i}"
         elif k == 3 and i > n // 2:
             f["c"] = rng.random()
         elif k == 4:
@@ -50,19 +51,34 @@ def traffic(n: int, seed: int) -> list[bytes]:
     return out
 
 
+def labels_of(values: list[bytes], batch: int) -> dict[int, list[LabelEvent]]:
+    """A label for every third prediction with a request_id, two batches later; after the middle
+    the labels stop following the predictions (concept drift)."""
+    out: dict[int, list[LabelEvent]] = {}
+    for i, v in enumerate(values):
+        ev = decode(v)
+        assert type(ev) is PredictionEvent
+        if ev.request_id is not None and (i // 6) % 3 == 0:
+            truth = (ev.prediction or 0.0) + (0.6 if i > len(values) // 2 else 0.0)
+            out.setdefault(i // batch + 2, []).append(LabelEvent(ev.request_id, truth, ev.ts + 500, ev.model, ev.stage))
+    return out
+
+
 def run(values: list[bytes], cfg: dict[str, Any], batch: int, blocks: bool) -> tuple[list[Any], MonitorBank]:
     bank = MonitorBank(EngineConfig.from_mapping(cfg), wall_clock_ms=lambda: 0)
     docs: list[Any] = []
+    labels = labels_of(values, batch)
     for lo in range(0, len(values), batch):
         chunk = values[lo : lo + batch]
+        labs = labels.get(lo // batch, [])
         if blocks:
             found, owner = decode_blocks(chunk, np.full(len(chunk), -1, np.int64))
             decoded = [(i, decode(chunk[i])) for i in np.flatnonzero(owner < 0).tolist()]
             assert all(type(e) is PredictionEvent for _, e in decoded)
             evs, blks = settle(found, decoded)  # type: ignore[arg-type]
-            out = bank.process(evs, (), blks)
+            out = bank.process(evs, labs, blks)
         else:
-            out = bank.process([decode(v) for v in chunk])
+            out = bank.process([decode(v) for v in chunk], labs)
         docs += out.alerts + out.summaries
     return docs, bank
 
@@ -80,12 +96,14 @@ def per_key(docs: list[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict[
         BASE,
         {"defaults": {**BASE, "signals": {"exclude": ["b"]}}},
         {"defaults": {**BASE, "signals": {"features": ["a", "c"], "missing": False}}},
+        {"defaults": {**BASE, "labels": {"join": "always", "warmup_pairs": 100}}},
+        {"defaults": {**BASE, "labels": {"warmup_pairs": 100}}},
         {
             "defaults": BASE,
             "variants": [{"model": "m5", "stage": "s", "baseline": "primary", "candidates": ["canary"]}],
         },
     ],
-    ids=["defaults", "exclude", "selected", "variants"],
+    ids=["defaults", "exclude", "selected", "labels-always", "labels-auto", "variants"],
 )
 def test_blocks_and_events_give_the_same_result(cfg: dict[str, Any]) -> None:
     if "defaults" not in cfg:
@@ -94,6 +112,9 @@ def test_blocks_and_events_give_the_same_result(cfg: dict[str, Any]) -> None:
     want, a = run(values, cfg, 500, blocks=False)
     got, b = run(values, cfg, 500, blocks=True)
     assert any(d.get("status") == "firing" and d["model"] == "m0" for d in want)
+    if "labels" in cfg["defaults"]:
+        assert any(d.get("status") == "firing" and d["signal"] == "abs_error" for d in want)
+        assert a.joins == b.joins and a.joins.joined > 500
     assert per_key(got) == per_key(want)  # the order across keys follows the path; within a key it may not
     assert a.monitors.keys() == b.monitors.keys()
     for key in a.monitors:

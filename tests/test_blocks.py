@@ -39,7 +39,10 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
             ev = decode(values[row], fallback[row] if fallback[row] >= 0 else None, max_bytes)
             assert type(ev) is PredictionEvent, (values[row], ev)
             assert (ev.model, ev.stage, ev.variant, ev.ts) == (blk.model, blk.stage, blk.variant, int(blk.ts[j]))
-            assert ev.request_id is None and ev.label is None
+            assert ev.label is None
+            assert ev.request_id == (blk.request_ids()[j] if blk.has_request_ids else None)
+            pred = blk.predictions()[j]
+            assert type(pred) is type(ev.prediction) and (pred == ev.prediction or blk.exact_predictions() is False)
             assert tuple(ev.features) == blk.names
             for i, name in enumerate(blk.names):
                 assert _same(ev.features[name], float(blk.values[i, j])), (values[row], name)
@@ -82,8 +85,7 @@ def test_ordinary_events_become_columns_per_key() -> None:
 def test_what_is_left_to_the_codec() -> None:
     base = {"model": "m", "stage": "s", "features": {"a": 1.5}, "ts": 5}
     left = [
-        {**base, "request_id": "r1"},  # joins need whole events
-        {**base, "label": 1},
+        {**base, "label": 1},  # an inline label waits in the join as a whole event
         {**base, "features": {"a": "x"}},  # a string feature
         {**base, "model": "é"},  # non-ASCII text
         {**base, "model": 'a"b'},  # an escape
@@ -156,6 +158,7 @@ _VALID = {
     "latency_ms": st.floats(0, 1e4),
     "schema_version": st.sampled_from([1, 1.0]),
     "event_id": st.sampled_from(["e1", "e2"]),
+    "request_id": st.sampled_from(["r1", "r2", ""]),
     "other": _json,
 }
 
@@ -200,12 +203,24 @@ def test_agrees_with_the_codec(values: list[bytes], fallback: int) -> None:
 def test_shape_reads_duplicate_keys_as_the_last() -> None:
     shape = shape_of(b'{"model":\x02,"stage":\x02,"model":\x02,"features":{"a":\x01,"a":\x01}}')
     assert shape is not None and shape.model == 2 and shape.features == (4,)
-    assert shape_of(b'{"model":\x02,"stage":\x02,"features":{},"request_id":\x02}') is None
+    assert shape_of(b'{"model":\x02,"stage":\x02,"features":{},"label":\x02}') is None
+    assert shape_of(b'{"model":\x02,"stage":\x02,"features":{},"request_id":\x01}') is None  # a number
+
+
+def test_request_ids_and_predictions_come_back_as_the_codec_gives_them() -> None:
+    preds = [0.25, 3, None, -0, 2**57]
+    values = [orjson.dumps({"model": "m", "stage": "s", "features": {}, "ts": i, "request_id": f"r{i}",
+                            "prediction": p}) for i, p in enumerate(preds)]  # fmt: skip
+    blocks, owner = check(values, [-1] * len(values))
+    assert (owner == 0).all() and blocks[0].has_request_ids
+    assert blocks[0].request_ids() == [f"r{i}" for i in range(5)]
+    assert blocks[0].predictions()[:4] == [0.25, 3, None, 0] and type(blocks[0].predictions()[1]) is int
+    assert not blocks[0].exact_predictions()  # 2**57 as a float is not the integer: whole events for joins
 
 
 def test_settle_keeps_each_key_in_stream_order() -> None:
     values = [orjson.dumps({"model": "m", "stage": "s", "features": {"a": i}, "ts": i}) for i in range(4)]
-    values[2] = orjson.dumps({"model": "m", "stage": "s", "features": {"a": 2}, "ts": 2, "request_id": "r"})
+    values[2] = orjson.dumps({"model": "m", "stage": "s", "features": {"a": 2}, "ts": 2, "label": 1})
     values.append(orjson.dumps({"model": "n", "stage": "s", "features": {"a": 9}, "ts": 9}))
     blocks, owner = check(values, [-1] * 5)
     assert owner.tolist()[2] == -1

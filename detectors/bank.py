@@ -409,7 +409,7 @@ class MonitorBank:
             lay = None if mon is None or self.config.variants else mon.layout
             if (
                 lay is None
-                or lay.rows_of(blk.names) is None
+                or lay.rows_of(blk.names, blk.text) is None
                 or (lay.watch_prediction and blk.prediction is not None and not np.isnan(blk.prediction).all())
                 or (lay.watch_latency and blk.latency is not None)
                 or (blk.has_request_ids and not blk.exact_predictions())
@@ -464,19 +464,24 @@ class MonitorBank:
 
     def _ingest_block(self, mon: Monitor, blk: Any, feeds: BatchFeeds) -> None:
         """A column block that :meth:`_fit` accepted: the numeric block without a Python step
-        per event (no categorical signals, no new feature)."""
+        per event, and each categorical feature's strings."""
         lay = mon.layout
         assert lay is not None
         pos = self._start(mon, blk.ts, blk.version)
-        if not lay.numeric_rows:
-            return
         n = len(blk)
-        rows = [blk.values[lay.rows_of(blk.names)]]
-        for attr in lay.numeric_extras:
-            col = blk.prediction if attr == "prediction" else blk.latency
-            rows.append((np.full(n, np.nan) if col is None else col)[None, :])
-        block = np.ascontiguousarray(np.vstack(rows)) if len(rows) > 1 else rows[0]
-        self._feed_block(mon, lay, block, pos, blk.ts, feeds)
+        if lay.numeric_rows:
+            rows = [blk.values[lay.rows_of(blk.names, blk.text)]]
+            for attr in lay.numeric_extras:
+                col = blk.prediction if attr == "prediction" else blk.latency
+                rows.append((np.full(n, np.nan) if col is None else col)[None, :])
+            block = np.ascontiguousarray(np.vstack(rows)) if len(rows) > 1 else rows[0]
+            self._feed_block(mon, lay, block, pos, blk.ts, feeds)
+        for sig in lay.categorical:  # features whose values are all strings here: none missing
+            sig.s_count += n
+            self._feed_categorical(mon, sig, blk.texts(sig.source), pos, blk.ts, feeds)
+            msig = lay.missing_of.get(sig.name)
+            if msig is not None:
+                self._feed_numeric(mon, msig, Chunk(np.zeros(n), pos, blk.ts), 0, n, feeds)
 
     def _feed_block(
         self, mon: Monitor, lay: Layout, block: np.ndarray, pos: np.ndarray, ts: np.ndarray, feeds: BatchFeeds

@@ -86,7 +86,7 @@ class Layout:
     watch_prediction: bool
     watch_latency: bool
     selected: Callable[[str], bool] = bool
-    _rows_of: dict[tuple[str, ...], Any] = field(default_factory=dict)
+    _rows_of: dict[tuple[tuple[str, ...], frozenset[str]], Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, mon: Monitor) -> Layout:
@@ -115,20 +115,28 @@ class Layout:
             selected=lambda name: name not in sel.exclude and (sel.features is None or name in sel.features),
         )  # fmt: skip
 
-    def rows_of(self, names: tuple[str, ...]) -> np.ndarray | None:
-        """Where this layout's numeric features sit among a column block's ``names``; None when
-        the block does not fit: a known feature absent, a categorical signal, or a new feature
-        the monitor would watch (those events take the whole-event path, which discovers it)."""
-        got = self._rows_of.get(names, False)
+    def rows_of(self, names: tuple[str, ...], text: frozenset[str] = frozenset()) -> np.ndarray | None:
+        """Where this layout's numeric features sit among a column block's ``names`` (``text``:
+        those whose values are strings); None when the block does not fit: a known feature
+        absent or of the other kind, a categorical prediction, or a new feature the monitor would
+        watch (those events take the whole-event path, which discovers it)."""
+        key = (names, text)
+        got = self._rows_of.get(key, False)
         if got is False:
             got = None
             at = {n: i for i, n in enumerate(names)}
-            known = set(self.numeric_features)
-            fits = not self.categorical and len(at) == len(names) and known.issubset(at)
+            known = set(self.numeric_features) | set(self.categorical_features)
+            fits = (
+                len(at) == len(names)
+                and known.issubset(at)
+                and text.isdisjoint(self.numeric_features)
+                and text.issuperset(self.categorical_features)
+                and all(s.role == "feature" for s in self.categorical)
+            )
             if fits and not any(n not in known and self.selected(n) for n in names):
                 got = np.array([at[n] for n in self.numeric_features], np.int64)
             if len(self._rows_of) < 64:
-                self._rows_of[names] = got
+                self._rows_of[key] = got
         return got  # type: ignore[no-any-return]
 
     def needs_discovery(self, evs: list[Any]) -> bool:

@@ -438,3 +438,23 @@ def intern_keys(buf: np.ndarray, spans: np.ndarray, parts: np.ndarray) -> tuple[
             groups += 1
         ids[m] = found
     return ids, reps[:groups]
+
+
+@njit(cache=True, nogil=True)
+def gather(buf: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """The bytes of each span, NUL-separated: one decode and one split give every string
+    (the scan takes no string with a control byte, so NUL never occurs inside one)."""
+    n = spans.shape[0]
+    total = n
+    for k in range(n):
+        total += spans[k, 1] - spans[k, 0]
+    out = np.empty(max(total - 1, 0), np.uint8)
+    j = 0
+    for k in range(n):
+        if k:
+            out[j] = 0
+            j += 1
+        for i in range(spans[k, 0], spans[k, 1]):
+            out[j] = buf[i]
+            j += 1
+    return out

@@ -2,7 +2,7 @@
 
 The compiled scan (``_scan_kernel``) tokenises the batch and names each message's shape (its
 template). A template is read once (:func:`shape_of`) and cached; when it is an ordinary
-numeric event — model, stage, numeric features, and at most ts, variant, version, event_id,
+event — model, stage, features (numbers, booleans, null, strings), and at most ts, variant, version, event_id,
 request_id, a numeric prediction, latency_ms, schema_version and fields nobody reads — its messages are
 checked with array operations against the same rules as :func:`schemas.codec.decode` and
 become :class:`EventBlock` columns. Everything else (labels, request ids, string features,
@@ -44,6 +44,7 @@ class Shape:
     schema_version: int
     names: tuple[str, ...]
     features: tuple[int, ...]  # token index of each feature's value
+    text: frozenset[str]  # the features whose values are strings
 
 
 def _rebuild(skeleton: bytes) -> bytes:
@@ -80,8 +81,12 @@ def shape_of(skeleton: bytes) -> Shape | None:
     if model is None or stage is None or type(feats) is not dict or len(feats) > MAX_FEATURES:
         return None
     toks: list[int] = []
+    text: list[str] = []
     for name, v in feats.items():
         t = _token(v, K.NUMBER)  # a number, or null/true/false: the scan's kinds tell them apart
+        if t is None:
+            t = _token(v, K.STRING)
+            text.append(name)
         if t is None or not 0 < len(name) <= MAX_STRING:
             return None
         toks.append(t)
@@ -94,8 +99,8 @@ def shape_of(skeleton: bytes) -> Shape | None:
         if t is None:
             return None
         found[field] = t
-    return Shape(model, stage, names=tuple(feats), features=tuple(toks), latency=found.pop("latency_ms"),
-                 schema_version=found.pop("schema_version"), **found)  # fmt: skip
+    return Shape(model, stage, names=tuple(feats), features=tuple(toks), text=frozenset(text),
+                 latency=found.pop("latency_ms"), schema_version=found.pop("schema_version"), **found)  # fmt: skip
 
 
 _SHAPES: dict[bytes, Shape | None] = {}
@@ -118,14 +123,14 @@ class EventBlock:
     events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
     need whole events (a new monitor, variant comparisons)."""
 
-    __slots__ = ("_buf", "_fallback", "_pred_kinds", "_raws", "_rid_spans", "latency", "model", "names", "prediction",
-                 "rows", "stage", "ts", "values", "variant", "version")  # fmt: skip
+    __slots__ = ("_buf", "_fallback", "_pred_kinds", "_raws", "_rid_spans", "_text_spans", "latency", "model", "names",
+                 "prediction", "rows", "stage", "text", "ts", "values", "variant", "version")  # fmt: skip
 
     def __init__(
         self, key: tuple[str, str, str], version: str | None, rows: np.ndarray, ts: np.ndarray,
         names: tuple[str, ...], values: np.ndarray, prediction: np.ndarray | None, latency: np.ndarray | None,
         raws: Sequence[bytes], fallback: np.ndarray, buf: bytes = b"", rid_spans: np.ndarray | None = None,
-        pred_kinds: np.ndarray | None = None,
+        pred_kinds: np.ndarray | None = None, text_spans: dict[str, np.ndarray] | None = None,
     ) -> None:  # fmt: skip
         self.model, self.stage, self.variant = key
         self.version = version
@@ -133,6 +138,8 @@ class EventBlock:
         self.prediction, self.latency = prediction, latency
         self._raws, self._fallback = raws, fallback
         self._buf, self._rid_spans, self._pred_kinds = buf, rid_spans, pred_kinds
+        self._text_spans = text_spans or {}
+        self.text = frozenset(self._text_spans)
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
@@ -144,8 +151,15 @@ class EventBlock:
     def request_ids(self) -> list[str]:
         """Each event's request_id (the template has one)."""
         assert self._rid_spans is not None
-        buf = self._buf
-        return [buf[a:b].decode("ascii") for a, b in self._rid_spans.tolist()]
+        return self._strings(self._rid_spans)
+
+    def texts(self, name: str) -> list[str]:
+        """Each event's value of a feature in :attr:`text`."""
+        return self._strings(self._text_spans[name])
+
+    def _strings(self, spans: np.ndarray) -> list[str]:
+        joined = K.gather(np.frombuffer(self._buf, np.uint8), spans)
+        return joined.tobytes().decode("ascii").split("\x00")
 
     def predictions(self) -> list[Any]:
         """Each event's prediction as the codec gives it: a float, an int or None."""
@@ -223,11 +237,14 @@ def decode_blocks(
     if not n:
         return [], owner
     lens = np.fromiter(map(len, values), np.int64, n)
+    big = lens > max_bytes
+    scanned = [b"" if len(v) > max_bytes else v for v in values] if big.any() else values  # never scanned
+    lens[big] = 0
     ends = np.cumsum(lens)
-    raw = b"".join(values)
+    raw = b"".join(scanned)
     buf = np.frombuffer(raw, np.uint8)
     template, first, nums, kinds, spans, skel, bounds, counts = K.scan(buf, ends - lens, ends)
-    template[lens > max_bytes] = -1
+    template[big] = -1
     ts_all = np.zeros(n, np.int64)
     shapes: list[Shape | None] = []
     for t in range(counts.shape[0]):
@@ -262,6 +279,11 @@ def decode_blocks(
         key = (_text(raw, spans, first[r] + shape.model), _text(raw, spans, first[r] + shape.stage),
                _text(raw, spans, first[r] + shape.variant) if shape.variant >= 0 else "primary")  # fmt: skip
         block = nums[np.array(shape.features, np.int64)[:, None] + base[None, :]]
+        text = {}
+        for j, name in enumerate(shape.names):
+            if name in shape.text:
+                text[name] = spans[base + shape.features[j]]
+                block[j] = np.nan  # not a number: a numeric signal of it takes whole events
         version = _text(raw, spans, first[r] + shape.version) if shape.version >= 0 else None
         pred = nums[base + shape.prediction] if shape.prediction >= 0 else None
         pred_kinds = kinds[base + shape.prediction] if shape.prediction >= 0 else None
@@ -269,7 +291,7 @@ def decode_blocks(
         rids = spans[base + shape.request_id] if shape.request_id >= 0 else None
         owner[rows] = len(blocks)
         blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback,
-                                 raw, rids, pred_kinds))  # fmt: skip
+                                 raw, rids, pred_kinds, text))  # fmt: skip
     return blocks, owner
 
 

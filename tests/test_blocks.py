@@ -45,7 +45,10 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
             assert type(pred) is type(ev.prediction) and (pred == ev.prediction or blk.exact_predictions() is False)
             assert tuple(ev.features) == blk.names
             for i, name in enumerate(blk.names):
-                assert _same(ev.features[name], float(blk.values[i, j])), (values[row], name)
+                if name in blk.text:
+                    assert ev.features[name] == blk.texts(name)[j]
+                else:
+                    assert _same(ev.features[name], float(blk.values[i, j])), (values[row], name)
             assert (blk.prediction is None and ev.prediction is None) or (
                 blk.prediction is not None and _same(ev.prediction, float(blk.prediction[j]))
             )
@@ -86,7 +89,6 @@ def test_what_is_left_to_the_codec() -> None:
     base = {"model": "m", "stage": "s", "features": {"a": 1.5}, "ts": 5}
     left = [
         {**base, "label": 1},  # an inline label waits in the join as a whole event
-        {**base, "features": {"a": "x"}},  # a string feature
         {**base, "model": "é"},  # non-ASCII text
         {**base, "model": 'a"b'},  # an escape
         {**base, "extra": [1, 2]},  # an array
@@ -198,6 +200,14 @@ def events(draw: st.DrawFn) -> bytes:
 @given(st.lists(events(), min_size=1, max_size=12), st.integers(-1, 5))
 def test_agrees_with_the_codec(values: list[bytes], fallback: int) -> None:
     check(values, [fallback] * len(values))
+
+
+def test_string_features_come_as_strings() -> None:
+    values = [orjson.dumps({"model": "m", "stage": "s", "features": {"a": 1.5, "lang": lang, "e": ""}, "ts": 1})
+              for lang in ("en", "de", "")]  # fmt: skip
+    blocks, owner = check(values, [-1] * 3)
+    assert (owner == 0).all() and blocks[0].text == {"lang", "e"}
+    assert blocks[0].texts("lang") == ["en", "de", ""] and blocks[0].texts("e") == ["", "", ""]
 
 
 def test_shape_reads_duplicate_keys_as_the_last() -> None:

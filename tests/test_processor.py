@@ -60,6 +60,7 @@ def test_known_drift_alerts_only_on_the_drifted_key(broker: Broker, tmp_path: Pa
     assert not any(k.startswith("driftstream_events_rejected_total") for k in metrics)
     assert sum(v for k, v in metrics.items() if k.startswith("driftstream_alerts_total")) >= len(want)
     assert metrics["driftstream_ready"] == 1.0
+    assert metrics["driftstream_events_columnar_total"] > len(items) / 2  # the batch decoder's path, same alerts
     assert committed_total(broker, f"{prefix}-group", f"{prefix}-predictions") == len(items)
     assert "stopped cleanly" in run.log()
 

@@ -1,12 +1,13 @@
 """A batch of message values → per-key column blocks, without a Python object per event.
 
 The compiled scan (``_scan_kernel``) tokenises the batch and names each message's shape (its
-template). A template is read once (:func:`shape_of`) and cached; when it is an ordinary
-event — model, stage, features (numbers, booleans, null, strings), and at most ts, variant, version, event_id,
-request_id, a numeric prediction, latency_ms, schema_version and fields nobody reads — its messages are
-checked with array operations against the same rules as :func:`schemas.codec.decode` and
-become :class:`EventBlock` columns. Everything else (labels, request ids, string features,
-escapes, non-ASCII text, errors) is left to :func:`decode`, message by message.
+template). A template is read once (:func:`shape_of`) and cached. When it is an ordinary
+event, its messages are checked with array operations against the same rules as
+:func:`schemas.codec.decode` and become :class:`EventBlock` columns. An ordinary event has
+model, stage, features (numbers, booleans, null, strings), and at most ts, variant, version,
+event_id, request_id, a numeric prediction, latency_ms, schema_version and fields nobody
+reads. Everything else (inline labels, escapes, non-ASCII text, errors) is left to
+:func:`decode`, message by message.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ _OPTIONAL = (("ts", K.NUMBER), ("variant", K.STRING), ("version", K.STRING), ("e
 
 
 def shape_of(skeleton: bytes) -> Shape | None:
-    """Read a template; None unless every message of it is an ordinary numeric event.
+    """Read a template; None unless every message of it is an ordinary event.
 
     Duplicate keys resolve as orjson resolves them in the message itself (the last wins)."""
     obj = orjson.loads(_rebuild(skeleton))
@@ -123,20 +124,22 @@ class EventBlock:
     events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
     need whole events (a new monitor, variant comparisons)."""
 
-    __slots__ = ("_buf", "_fallback", "_pred_kinds", "_raws", "_rid_spans", "_text_spans", "latency", "model", "names",
-                 "prediction", "rows", "stage", "text", "ts", "values", "variant", "version")  # fmt: skip
+    __slots__ = ("_buf", "_fallback", "_max_bytes", "_pred_kinds", "_raws", "_rid_spans", "_text_spans", "latency",
+                 "model", "names", "prediction", "rows", "stage", "text", "ts", "values", "variant",
+                 "version")  # fmt: skip
 
     def __init__(
         self, key: tuple[str, str, str], version: str | None, rows: np.ndarray, ts: np.ndarray,
         names: tuple[str, ...], values: np.ndarray, prediction: np.ndarray | None, latency: np.ndarray | None,
         raws: Sequence[bytes], fallback: np.ndarray, buf: bytes = b"", rid_spans: np.ndarray | None = None,
         pred_kinds: np.ndarray | None = None, text_spans: dict[str, np.ndarray] | None = None,
+        max_bytes: int = MAX_EVENT_BYTES,
     ) -> None:  # fmt: skip
         self.model, self.stage, self.variant = key
         self.version = version
         self.rows, self.ts, self.names, self.values = rows, ts, names, values
         self.prediction, self.latency = prediction, latency
-        self._raws, self._fallback = raws, fallback
+        self._raws, self._fallback, self._max_bytes = raws, fallback, max_bytes
         self._buf, self._rid_spans, self._pred_kinds = buf, rid_spans, pred_kinds
         self._text_spans = text_spans or {}
         self.text = frozenset(self._text_spans)
@@ -183,7 +186,7 @@ class EventBlock:
         out = []
         for i in self.rows.tolist():
             fb = int(self._fallback[i])
-            ev = decode(self._raws[i], fb if fb >= 0 else None)
+            ev = decode(self._raws[i], fb if fb >= 0 else None, self._max_bytes)
             assert type(ev) is PredictionEvent  # checked by the same rules already
             out.append(ev)
         return out
@@ -291,7 +294,7 @@ def decode_blocks(
         rids = spans[base + shape.request_id] if shape.request_id >= 0 else None
         owner[rows] = len(blocks)
         blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback,
-                                 raw, rids, pred_kinds, text))  # fmt: skip
+                                 raw, rids, pred_kinds, text, max_bytes))  # fmt: skip
     return blocks, owner
 
 
@@ -315,5 +318,6 @@ def settle(
 def warm_scan() -> None:
     """Load (or compile) the scan kernels before the first batch, as ``detectors.warm_kernels``
     does for the detectors."""
-    decode_blocks([b'{"model":"w","stage":"w","features":{"x":0.30000000000000004,"y":null},"ts":1}'],
-                  np.zeros(1, np.int64))  # fmt: skip
+    raw = b'{"model":"w","stage":"w","features":{"x":0.30000000000000004,"c":"a"},"ts":1,"request_id":"r"}'
+    blocks, _ = decode_blocks([raw], np.zeros(1, np.int64))
+    blocks[0].request_ids()

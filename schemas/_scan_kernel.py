@@ -121,8 +121,9 @@ def scan(
     and the batch's templates: skeleton bytes ``skel`` cut by ``skel_bounds``, and ``counts``
     (tokens per template).
 
-    One flat loop on purpose: a call to another compiled function costs ~10 ns here, even
-    with ``inline="always"``, and a byte costs well under 1 ns.
+    One flat loop per byte on purpose: a call to another compiled function costs ~10 ns here,
+    even with ``inline="always"``, and a byte costs well under 1 ns (a call per message is
+    fine).
     """
     n = starts.shape[0]
     size = buf.shape[0]
@@ -331,45 +332,30 @@ def scan(
             continue
         # most messages have the previous message's shape: compare before hashing
         a, b = skel_bounds[guess], skel_bounds[guess + 1]
-        if guess < n_tmpl and b - a == s - s0:
-            same = True
-            for q in range(b - a):
-                if skel[a + q] != skel[s0 + q]:
-                    same = False
-                    break
-            if same:
-                template[m] = guess
-                first[m] = t_all
-                t_all = t
-                continue
-        h = np.uint64(14695981039346656037)
-        for q in range(s0, s):
-            h = (h ^ np.uint64(skel[q])) * np.uint64(1099511628211)
-        slot = np.int64(h & np.uint64(_TABLE - 1))
-        found = -1
-        while table[slot] >= 0:
-            cand = table[slot]
-            if hashes[cand] == h:
+        if guess < n_tmpl and b - a == s - s0 and _same(skel, a, skel, s0, b - a):
+            found = guess
+        else:
+            h = np.uint64(14695981039346656037)
+            for q in range(s0, s):
+                h = (h ^ np.uint64(skel[q])) * np.uint64(1099511628211)
+            slot = np.int64(h & np.uint64(_TABLE - 1))
+            found = -1
+            while table[slot] >= 0:
+                cand = table[slot]
                 a, b = skel_bounds[cand], skel_bounds[cand + 1]
-                if b - a == s - s0:
-                    same = True
-                    for q in range(b - a):
-                        if skel[a + q] != skel[s0 + q]:
-                            same = False
-                            break
-                    if same:
-                        found = cand
-                        break
-            slot = (slot + 1) & (_TABLE - 1)
-        if found < 0:
-            if n_tmpl >= MAX_TEMPLATES:
-                continue
-            found = n_tmpl
-            table[slot] = found
-            hashes[found] = h
-            counts[found] = t - t_all
-            n_tmpl += 1
-            skel_bounds[n_tmpl] = s
+                if hashes[cand] == h and b - a == s - s0 and _same(skel, a, skel, s0, b - a):
+                    found = cand
+                    break
+                slot = (slot + 1) & (_TABLE - 1)
+            if found < 0:
+                if n_tmpl >= MAX_TEMPLATES:
+                    continue
+                found = n_tmpl
+                table[slot] = found
+                hashes[found] = h
+                counts[found] = t - t_all
+                n_tmpl += 1
+                skel_bounds[n_tmpl] = s
         template[m] = found
         first[m] = t_all
         t_all = t

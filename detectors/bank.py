@@ -67,6 +67,11 @@ def _wrong(preds: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
     return np.fromiter(it, np.float64, len(preds))
 
 
+def _segment_key(model: str, stage: str, segment: int) -> Key:
+    """The state-record key of one join segment."""
+    return (model, stage, f"{SEGMENT_KEY}{segment}")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -777,16 +782,14 @@ class MonitorBank:
         (variant ``""``) and the join segments that changed (variant ``SEGMENT_KEY`` + id)."""
         dirty, self._dirty = self._dirty, set()
         for model, stage, _ in [k for k in dirty if k[2] == ""]:
-            dirty.update((model, stage, f"{SEGMENT_KEY}{i}") for i in self._joins[(model, stage)].take_changed())
+            dirty.update(_segment_key(model, stage, i) for i in self._joins[(model, stage)].take_changed())
         return dirty
 
     def take_closed_segments(self) -> list[Key]:
         """Keys of the join segments that filled and changed since the last take or checkpoint
         (see :meth:`LabelJoin.take_closed`): a runtime under transactions writes them early."""
         return [
-            (model, stage, f"{SEGMENT_KEY}{i}")
-            for (model, stage), join in self._joins.items()
-            for i in join.take_closed()
+            _segment_key(model, stage, i) for (model, stage), join in self._joins.items() for i in join.take_closed()
         ]
 
     def snapshot(self, key: Key) -> bytes:
@@ -840,7 +843,7 @@ class MonitorBank:
                 self._joins[(model, stage)].restore_segment(*seg)  # False: stale, left out
             else:
                 self._strays.setdefault((model, stage), []).append(seg)  # its join's record may come later
-            return (model, stage, f"{SEGMENT_KEY}{seg[0]}")
+            return _segment_key(model, stage, seg[0])
         model, stage, variant = (str(k) for k in meta["key"])
         key: Key = (model, stage, variant)
         if key in self.monitors:

@@ -25,8 +25,9 @@ nothing. Labels older than that cannot meet their predictions and count as unmat
 Kept predictions live in segments of ``SEGMENT_SIZE`` in arrival order, each a state record of
 its own next to the join's small head record: a checkpoint writes the segments that changed
 (the newest, and the ones the TTL or the cap touched), not all of a stage's up to
-``max_pending`` predictions. A label looks for its request in the newest segment first. The
-prediction it takes is noted in the head record instead of rewriting its segment (labels come
+``max_pending`` predictions. Requests are found by key (see ``detectors.keys``) through one table per
+variant; a repeated request_id replaces the prediction kept for it. The prediction a label
+takes is noted in the head record instead of rewriting its segment (labels come
 hours late, each in another old segment). Each checkpoint that writes the head pays again for
 every note in it, so the segment is written anew once the notes written so far outweigh its
 live rows ``RENT`` times (rent or buy: never more than about twice the cheaper of the two), or
@@ -38,14 +39,16 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import count, repeat
-from operator import attrgetter
+from functools import partial
+from itertools import count, islice, repeat
+from operator import attrgetter, is_, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .config import LabelSettings
 from .kept import SEGMENT_SIZE, Column
+from .keys import KeyTable, request_key, request_keys, salt
 
 __all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
 
@@ -77,16 +80,19 @@ class JoinStats:
         return out
 
 
-# A waiting label: (request_id, label, label_ts, inline); inline = (variant, predicted_ts, prediction)
-# for a label that came in its prediction event, None while its prediction is looked for.
-Waiting = tuple[str, Any, int, tuple[str, int, Any] | None]
-Pending = dict[tuple[str, str], tuple[int, Any]]  # (request_id, variant) -> (ts, prediction)
+# A waiting label: (key, check, label, label_ts, inline), key and check those of its request_id;
+# inline = (variant, predicted_ts, prediction) for a label that came in its prediction event
+# (key and check 0: it looks nothing up), None while its prediction is looked for.
+Waiting = tuple[int, int, Any, int, tuple[str, int, Any] | None]
+Pending = dict[tuple[int, str], tuple[int, Any]]  # (request key, variant) -> (ts, prediction)
 
 RENT = 2  # notes written (summed over checkpoints) per live row before a segment is written anew
 _RID = attrgetter("request_id")
 _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
 _TS = attrgetter("ts")
+_ORDER = itemgetter(0, 1)
+_IS_NONE = partial(is_, None)
 
 
 @dataclass(slots=True)
@@ -100,7 +106,7 @@ class Segment:
     id: int
     gen: int
     entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
-    removed: list[tuple[str, str]] = field(default_factory=list)  # taken since its record was written
+    removed: list[tuple[int, str]] = field(default_factory=list)  # (key, variant) taken since its record was written
     rent: int = 0  # notes written with the join's record since this segment's own was
 
     def __len__(self) -> int:
@@ -126,6 +132,9 @@ class LabelJoin:
     next_gen: int = 0
     waiting: deque[Waiting] = field(default_factory=deque)
     changed: set[int] = field(default_factory=set)  # ids of segments changed since the last take
+    table: KeyTable = field(default_factory=KeyTable)  # key ^ variant salt -> row code (gen, row)
+    by_gen: dict[int, Segment] = field(default_factory=dict)  # the live segments by generation
+    emptied: bool = False  # a label took a segment's last prediction: drop it at the next drain
 
     def __post_init__(self) -> None:
         if self.settings.join == "always":
@@ -138,8 +147,9 @@ class LabelJoin:
 
     @property
     def pending(self) -> Pending:
-        """Every kept prediction, oldest first (a copy, for inspection)."""
-        return {(rid, v): kept for s in self.segments for v, c in s.entries.items() for rid, kept in c.items()}
+        """Every kept prediction by its request's key (``request_key(rid)[0]``), oldest first
+        (a copy, for inspection)."""
+        return {(k, v): kept for s in self.segments for v, c in s.entries.items() for k, kept in c.items()}
 
     def predictions(self, events: Sequence[Any], variant: str, ts: np.ndarray, stats: JoinStats) -> None:
         """Note a batch of one variant's prediction events (stream order; ``ts`` their event times)."""
@@ -151,20 +161,20 @@ class LabelJoin:
             if self.active:
                 rids = list(map(_RID, events))
                 if None not in rids and int(ts.min()) >= self.since_ts:
-                    self._keep(variant, rids, ts, list(map(_PREDICTION, events)))
+                    self._keep(variant, *request_keys(rids), ts, list(map(_PREDICTION, events)))
                     return
             else:
                 return
         keep: list[tuple[str, int, Any]] = []
         for e in events:
             if e.label is not None:
-                self.waiting.append((e.request_id or "", e.label, e.ts, (variant, e.ts, e.prediction)))
+                self.waiting.append((0, 0, e.label, e.ts, (variant, e.ts, e.prediction)))
                 stats.inline += 1
             elif e.request_id is not None and e.ts >= self.since_ts:
                 keep.append((e.request_id, e.ts, e.prediction))
         if self.active and keep:
             rids, tss, preds = (list(c) for c in zip(*keep, strict=True))
-            self._keep(variant, rids, np.array(tss, dtype=np.int64), preds)
+            self._keep(variant, *request_keys(rids), np.array(tss, dtype=np.int64), preds)
 
     def unlabelled(self, variant: str, ts: np.ndarray) -> None:
         """Note predictions with neither a request_id nor a label: nothing to keep, but their
@@ -176,35 +186,40 @@ class LabelJoin:
         self.watermark = max(self.watermark, int(ts.max()))
 
     def requested(
-        self, variant: str, ts: np.ndarray, rids: Callable[[], list[str]], preds: Callable[[], list[Any]]
-    ) -> None:
+        self, variant: str, ts: np.ndarray, keys: Callable[[], tuple[np.ndarray, np.ndarray]],
+        preds: Callable[[], list[Any] | np.ndarray],
+    ) -> None:  # fmt: skip
         """Note a column block of predictions that all carry a request_id and no label, as
-        :meth:`predictions` would: kept once the join is active. ``rids`` and ``preds`` are
-        read only then (a block builds a string per event for them)."""
+        :meth:`predictions` would: kept once the join is active. ``keys`` (the request ids'
+        keys and checks) and ``preds`` are read only then."""
         if self.settings.join == "off":
             return
         self.unlabelled(variant, ts)
         if not self.active:
             return
-        ids, values = rids(), preds()
+        (ks, cs), values = keys(), preds()
         if int(ts.min()) < self.since_ts:
-            fresh = (ts >= self.since_ts).tolist()
-            ids = [r for r, f in zip(ids, fresh, strict=True) if f]
-            values = [v for v, f in zip(values, fresh, strict=True) if f]
-            ts = ts[ts >= self.since_ts]
-            if not ids:
+            fresh = ts >= self.since_ts
+            if not fresh.any():
                 return
-        self._keep(variant, ids, ts, values)
+            ks, cs, ts = ks[fresh], cs[fresh], ts[fresh]
+            values = np.asarray(values)[fresh] if type(values) is np.ndarray else [
+                v for v, f in zip(values, fresh.tolist(), strict=True) if f]  # fmt: skip
+        self._keep(variant, ks, cs, ts, values)
 
-    def _keep(self, variant: str, rids: list[str], tss: np.ndarray, preds: list[Any]) -> None:
-        """Append to the open segment, opening new ones every SEGMENT_SIZE predictions (a repeated
-        request_id within a segment takes the newer prediction; across segments the newest is
-        looked up first)."""
-        done, n = 0, len(rids)
+    def _keep(
+        self, variant: str, keys: np.ndarray, checks: np.ndarray, tss: np.ndarray, preds: Sequence[Any] | np.ndarray
+    ) -> None:  # fmt: skip
+        """Append to the open segment, opening new ones every SEGMENT_SIZE predictions; a
+        repeated request_id replaces the prediction kept for it."""
+        done, n = 0, len(keys)
+        salted = keys ^ self._salt(variant)
         while done < n:
             if not self.segments or self.open_inserts >= SEGMENT_SIZE:
                 used = {s.id for s in self.segments}
-                self.segments.append(Segment(next(i for i in count() if i not in used), self.next_gen))
+                seg = Segment(next(i for i in count() if i not in used), self.next_gen)
+                self.segments.append(seg)
+                self.by_gen[seg.gen] = seg
                 self.next_gen += 1
                 self.open_inserts = 0
             seg = self.segments[-1]
@@ -213,23 +228,51 @@ class LabelJoin:
             if col is None:
                 col = seg.entries[variant] = Column()
             end = done + take
-            col.put(rids[done:end], tss[done:end], preds[done:end])
+            self.changed.add(seg.id)  # before a replaced row of its own is noted: its record is rewritten
+            row = col.put(keys[done:end], checks[done:end], tss[done:end], preds[done:end])
+            codes = np.arange(row, row + take, dtype=np.int64) + seg.gen * SEGMENT_SIZE
+            old = self.table.put(salted[done:end], checks[done:end], codes)
+            if old.max() >= 0:
+                self._kill(variant, old[old >= 0], note=True)
             self.open_inserts += take
-            self.changed.add(seg.id)
             done += take
 
-    def _take(self, rid: str, variant: str) -> tuple[int, Any] | None:
-        """Pop a kept prediction. Its segment is not rewritten for it: the removal goes in the
-        join's own record (see :meth:`take_changed`)."""
-        for seg in reversed(self.segments):
-            col = seg.entries.get(variant)
-            if col is not None:
-                row = col.index.pop(rid, None)  # Column.pop without a call per segment looked in
-                if row is not None:
-                    if seg.id not in self.changed:
-                        seg.removed.append((rid, variant))
-                    return col.at(row)
-        return None
+    def _salt(self, variant: str) -> int:
+        return salt(self.variants.index(variant))
+
+    def _by_segment(self, codes: np.ndarray) -> Iterable[tuple[Segment, np.ndarray, np.ndarray | slice]]:
+        """(segment, rows, positions in ``codes``) of row codes, one segment at a time."""
+        gens = codes // SEGMENT_SIZE
+        rows = codes - gens * SEGMENT_SIZE
+        lo, hi = int(gens.min()), int(gens.max())
+        if lo == hi:  # the common case
+            return ((self.by_gen[lo], rows, slice(None)),)
+        return ((self.by_gen[g], rows[at], at) for g in range(lo, hi + 1) if len(at := np.flatnonzero(gens == g)))
+
+    def _kill(self, variant: str, codes: np.ndarray, note: bool) -> None:
+        """Mark the rows of these codes dead; with ``note``, note them in the segments whose
+        records have them (see :meth:`take_changed`)."""
+        for seg, rows, _ in self._by_segment(codes):
+            col = seg.entries[variant]
+            col.kill(rows)
+            self.emptied |= not col.live
+            if note and seg.id not in self.changed:
+                seg.removed.extend(zip(col.keys[rows].tolist(), repeat(variant)))
+
+    def _gather(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """(event times, predictions) of the rows of these codes."""
+        parts = list(self._by_segment(codes))
+        if len(parts) == 1:
+            col = parts[0][0].entries[variant]
+            return col.ts[parts[0][1]], col.predictions(parts[0][1])
+        ts = np.empty(len(codes), np.int64)
+        preds: list[Any] = [None] * len(codes)
+        for seg, rows, at in parts:
+            col = seg.entries[variant]
+            ts[at] = col.ts[rows]
+            for i, p in zip(at.tolist(), col.predictions(rows), strict=True):  # type: ignore[union-attr]
+                preds[i] = p
+        return ts, preds
 
     def labels(self, labels: Iterable[Any], stats: JoinStats) -> None:
         """Queue labels (``request_id``, ``label``, ``ts``) in arrival order; before
@@ -242,14 +285,12 @@ class LabelJoin:
             self.active = True
             self.since_ts = labels[0].ts + int(self.settings.wait_s * 1000)
         ts = list(map(_TS, labels))
-        if ts and min(ts) >= self.since_ts:  # the common batch, in C-level steps
-            self.waiting.extend(zip(map(_RID, labels), map(_LABEL, labels), ts, repeat(None)))
-        else:
-            for lab in labels:
-                if lab.ts < self.since_ts:  # its prediction is older than any kept
-                    stats.unmatched += 1
-                    continue
-                self.waiting.append((lab.request_id, lab.label, lab.ts, None))
+        if ts and min(ts) < self.since_ts:  # their predictions are older than any kept
+            stats.unmatched += sum(t < self.since_ts for t in ts)
+            labels = [lab for lab in labels if lab.ts >= self.since_ts]
+            ts = list(map(_TS, labels))
+        keys, checks = request_keys(list(map(_RID, labels)))
+        self.waiting.extend(zip(keys.tolist(), checks.tolist(), map(_LABEL, labels), ts, repeat(None)))
         over = len(self.waiting) - self.settings.max_waiting
         for _ in range(max(over, 0)):
             self.waiting.popleft()
@@ -259,48 +300,73 @@ class LabelJoin:
         """Outcomes that may leave now, in order; forget what can no longer join."""
         out: list[Outcome] = []
         waiting = self.waiting
-        ttl = int(self.settings.ttl_s * 1000)
-        wait = int(self.settings.wait_s * 1000)
-        take = self._take
-        delays = stats.delays_ms
-        joined = 0
-        while waiting:  # loops, not comprehensions: this runs per label
-            rid, label, lts, inline = waiting[0]
-            if inline is not None:
+        chunk = 64  # labels looked at per step, growing: the front may leave, the rest wait
+        while waiting:
+            head = list(islice(waiting, chunk)) if chunk < len(waiting) else list(waiting)
+            leave = self._settle(head, stats, out)
+            for _ in repeat(None, leave):
                 waiting.popleft()
-                out.append(Outcome(inline[0], inline[2], label, inline[1], lts))
-                continue
-            found = []
-            for v in self.variants:
-                got = take(rid, v)
-                if got is not None:
-                    found.append((v, got))
-            if not found:
-                if self.watermark <= lts + wait:
-                    break  # its prediction may still come: the ones behind wait too
-                waiting.popleft()
-                stats.unmatched += 1
-                continue
-            waiting.popleft()
-            fresh = False
-            for v, (pts, pred) in found:
-                if lts - pts <= ttl:
-                    fresh = True
-                    delays.append(lts - pts if lts > pts else 0)
-                    out.append(Outcome(v, pred, label, pts, lts))
-            if fresh:
-                joined += 1
-            else:
-                stats.late += 1
-        stats.joined += joined
+            if leave < len(head):
+                break
+            chunk *= 8
         if self.segments:
             max_pending = self.settings.max_pending
+            horizon = self.watermark - int(self.settings.ttl_s * 1000)
             over = self.size - max_pending if len(self.segments) * SEGMENT_SIZE > max_pending else 0
-            evicted, expired = self._forget(over, self.watermark - ttl)
-            stats.evicted += evicted
-            stats.expired += expired
+            first = self.segments[0].entries.values()  # the oldest live row of each is the first to go
+            if self.emptied or over > 0 or any(c.live and c.ts[int(c.alive.argmax())] < horizon for c in first):
+                evicted, expired = self._forget(over, horizon)
+                stats.evicted += evicted
+                stats.expired += expired
         del stats.delays_ms[:-100_000]
         return out
+
+    def _settle(self, head: list[Waiting], stats: JoinStats, out: list[Outcome]) -> int:
+        """Settle the front of ``waiting`` as if label by label: each takes its predictions
+        (one per variant that has one) and leaves, until one finds none while its prediction
+        may still come. The outcomes go to ``out``; returns how many labels leave."""
+        n = len(head)
+        keys, checks, labels, lts, inlines = zip(*head, strict=True)
+        lts_a = np.array(lts, np.int64)
+        plain = np.fromiter(map(_IS_NONE, inlines), np.bool_, n)
+        salts = np.array(list(map(salt, range(len(self.variants)))), np.int64)
+        wait = int(self.settings.wait_s * 1000)
+        stop, codes = self.table.settle(np.array(keys, np.int64), np.array(checks, np.int64), lts_a, plain, salts,
+                                        self.watermark, wait)  # fmt: skip
+        if not stop:
+            return 0
+        codes = codes[:stop]
+        found = (codes >= 0).any(axis=1)
+        stats.unmatched += int((plain[:stop] & ~found).sum())
+        ttl = int(self.settings.ttl_s * 1000)
+        fresh = np.zeros(stop, np.bool_)
+        made: list[tuple[int, int, Outcome]] = []
+        for order, v in enumerate(self.variants):
+            at = np.flatnonzero(codes[:, order] >= 0)
+            if not len(at):
+                continue
+            mine = codes[at, order]
+            pts, preds = self._gather(v, mine)
+            self._kill(v, mine, note=True)
+            age = lts_a[at] - pts
+            ok = age <= ttl
+            fresh[at[ok]] = True
+            stats.delays_ms.extend(np.maximum(age[ok], 0).tolist())
+            for i, p, t in zip(at[ok].tolist(), [p for p, k in zip(preds, ok.tolist(), strict=True) if k],
+                               pts[ok].tolist(), strict=True):  # fmt: skip
+                made.append((i, order, Outcome(v, p, labels[i], t, lts[i])))
+        inline = not plain[:stop].all()
+        if inline:
+            for i in np.flatnonzero(~plain[:stop]).tolist():
+                inl = inlines[i]
+                made.append((i, -1, Outcome(inl[0], inl[2], labels[i], inl[1], lts[i])))
+        if inline or len(self.variants) > 1:
+            made.sort(key=_ORDER)
+        out.extend(o for _, _, o in made)
+        joined = int((found & fresh).sum())
+        stats.joined += joined
+        stats.late += int(found.sum()) - joined
+        return stop
 
     def _forget(self, over: int, horizon: int) -> tuple[int, int]:
         """Drop the oldest predictions: ``over`` of them (the cap), then those older than
@@ -308,16 +374,22 @@ class LabelJoin:
         emptied segments but the open one. (evicted, expired)."""
         evicted = expired = 0
         for seg in self.segments:
-            for col in seg.entries.values():
+            for variant, col in seg.entries.items():
                 capped = col.drop_first(over - evicted)
                 old = col.drop_older(horizon)
-                if capped or old:
+                if len(capped) or len(old):
                     self.changed.add(seg.id)
-                evicted += capped
-                expired += old
+                    gone = np.concatenate([capped, old])
+                    self.table.remove(col.keys[gone] ^ self._salt(variant), gone + seg.gen * SEGMENT_SIZE)
+                evicted += len(capped)
+                expired += len(old)
             if len(seg):
                 break
+        self.emptied = False
         if not all(self.segments[:-1]):
+            for s in self.segments[:-1]:
+                if not s:
+                    del self.by_gen[s.gen]
             self.segments = [s for s in self.segments[:-1] if s] + self.segments[-1:]
         return evicted, expired
 
@@ -363,7 +435,7 @@ class LabelJoin:
             "watermark": self.watermark,
             "variants": self.variants,
             "segments": [
-                [s.id, s.gen, [rid for rid, _ in s.removed], [self.variants.index(v) for _, v in s.removed]]
+                [s.id, s.gen, [k for k, _ in s.removed], [self.variants.index(v) for _, v in s.removed]]
                 for s in self.segments
             ],
             "open_inserts": self.open_inserts,
@@ -375,14 +447,13 @@ class LabelJoin:
     def segment_state(self, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of one segment: columns per variant (up to SEGMENT_SIZE rows)."""
         seg = next(s for s in self.segments if s.id == seg_id)
-        meta: dict[str, Any] = {"segment": seg.id, "gen": seg.gen, "variants": [], "rids": [], "predictions": []}
+        meta: dict[str, Any] = {"segment": seg.id, "gen": seg.gen, "variants": [], "predictions": []}
         arrays: dict[str, np.ndarray] = {}
         for variant, col in seg.entries.items():
             if col:
                 i = len(meta["variants"])
-                rids, arrays[f"ts{i}"], preds = col.columns()
+                arrays[f"k{i}"], arrays[f"c{i}"], arrays[f"ts{i}"], preds = col.columns()
                 meta["variants"].append(variant)
-                meta["rids"].append(rids)
                 if type(preds) is np.ndarray:  # floats go as an array: exact and compact
                     arrays[f"p{i}"] = preds
                     meta["predictions"].append(None)
@@ -392,43 +463,69 @@ class LabelJoin:
 
     @classmethod
     def from_state(cls, settings: LabelSettings, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelJoin:
-        """The join of :meth:`to_state`, its segments empty until :meth:`restore_segment` fills them."""
+        """The join of :meth:`to_state`, its segments empty until :meth:`restore_segment` fills
+        them. Also reads the form written before request keys (request ids as strings)."""
         join = cls(settings)
         join.active = bool(meta["active"]) or settings.join == "always"
         join.since_ts = int(meta["since"])
         join.watermark = int(meta["watermark"])
         join.variants = [str(v) for v in meta["variants"]]
         join.segments = [
-            Segment(int(i), int(g), {}, [(str(rid), join.variants[v]) for rid, v in zip(rids, vs, strict=True)])
-            for i, g, rids, vs in meta["segments"]
+            Segment(int(i), int(g), {}, [(_key(k), join.variants[v]) for k, v in zip(keys, vs, strict=True)])
+            for i, g, keys, vs in meta["segments"]
         ]
+        join.by_gen = {s.gen: s for s in join.segments}
         join.open_inserts = int(meta["open_inserts"])
         join.next_gen = int(meta["next_gen"])
-        join.waiting = deque(
-            (str(rid), lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None)
-            for rid, lab, lts, inl in meta["waiting"]
-        )
+        join.waiting = deque(map(_waiting, meta["waiting"]))
         return join
 
     @staticmethod
     def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, int, dict[str, Column]]:
-        """(id, generation, entries) of a :meth:`segment_state` record."""
-        entries = {
-            str(variant): Column.of(rids, arrays[f"ts{i}"], arrays[f"p{i}"] if preds is None else preds)
-            for i, (variant, rids, preds) in enumerate(zip(meta["variants"], meta["rids"], meta["predictions"],
-                                                           strict=True))
-        }  # fmt: skip
+        """(id, generation, entries) of a :meth:`segment_state` record (or of one written before
+        request keys, with the request ids themselves)."""
+        entries = {}
+        for i, (variant, preds) in enumerate(zip(meta["variants"], meta["predictions"], strict=True)):
+            if "rids" in meta:
+                keys, checks = request_keys([str(r) for r in meta["rids"][i]])
+            else:
+                keys, checks = arrays[f"k{i}"], arrays[f"c{i}"]
+            values = arrays[f"p{i}"] if preds is None else preds
+            entries[str(variant)] = Column.of(keys, checks, arrays[f"ts{i}"], values)
         return int(meta["segment"]), int(meta["gen"]), entries
 
     def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Column]) -> bool:
         """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
-        for seg in self.segments:
-            if seg.id == seg_id and seg.gen == gen:
-                for rid, variant in seg.removed:  # taken after the record was written
-                    if variant in entries:
-                        entries[variant].pop(rid)
-                seg.entries = entries
-                if seg is self.segments[-1]:  # a record newer than the head (not committed with it)
-                    self.open_inserts = max(self.open_inserts, sum(c.rows for c in entries.values()))
-                return True
-        return False
+        seg = self.by_gen.get(gen)
+        if seg is None or seg.id != seg_id:
+            return False
+        notes: dict[str, list[int]] = {}
+        for key, variant in seg.removed:  # taken after the record was written
+            notes.setdefault(variant, []).append(key)
+        for variant, col in entries.items():
+            if variant in notes:
+                rows = col.live_rows()
+                col.kill(rows[np.isin(col.keys[rows], notes[variant])])
+            rows = col.live_rows()
+            lost = self.table.put(col.keys[rows] ^ self._salt(variant), col.checks[rows], rows + gen * SEGMENT_SIZE)
+            seg.entries[variant] = col
+            if lost.max(initial=-1) >= 0:  # the same request kept in two segments: the newer wins
+                self._kill(variant, lost[lost >= 0], note=False)
+        if seg is self.segments[-1]:  # a record newer than the head (not committed with it)
+            self.open_inserts = max(self.open_inserts, sum(c.rows for c in entries.values()))
+        return True
+
+
+def _key(k: int | str) -> int:
+    """A request's key as a note holds it (a request id in records written before keys)."""
+    return request_key(k)[0] if isinstance(k, str) else int(k)
+
+
+def _waiting(w: list[Any]) -> Waiting:
+    """A waiting label from a head record (``[rid, label, ts, inline]`` before request keys)."""
+    if len(w) == 4:
+        rid, lab, lts, inl = w
+        key, check = request_key(str(rid)) if inl is None else (0, 0)
+    else:
+        key, check, lab, lts, inl = w
+    return int(key), int(check), lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None

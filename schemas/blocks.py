@@ -156,6 +156,12 @@ class EventBlock:
         assert self._rid_spans is not None
         return self._strings(self._rid_spans)
 
+    def request_id_bytes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the batch's bytes, each event's request_id span in them): the join hashes them as
+        they are (the scan takes no escape and no non-ASCII byte, so they are the UTF-8)."""
+        assert self._rid_spans is not None
+        return np.frombuffer(self._buf, np.uint8), self._rid_spans
+
     def texts(self, name: str) -> list[str]:
         """Each event's value of a feature in :attr:`text`."""
         return self._strings(self._text_spans[name])
@@ -174,6 +180,13 @@ class EventBlock:
             return values  # type: ignore[no-any-return]
         pairs = zip(values, kinds.tolist(), strict=True)
         return [int(v) if k == K.INT else None if k == K.NULL else v for v, k in pairs]
+
+    def prediction_column(self) -> np.ndarray | list[Any]:
+        """:meth:`predictions`, as the float column itself when every one is a float."""
+        kinds = self._pred_kinds
+        if self.prediction is not None and (kinds is None or not kinds.any()):
+            return self.prediction
+        return self.predictions()
 
     def exact_predictions(self) -> bool:
         """False when an integer prediction is too large for a float to hold it exactly."""

@@ -15,6 +15,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
+from detectors.keys import request_keys, span_keys
 from schemas import EventBlock, PredictionEvent, decode, decode_blocks, settle
 from schemas.blocks import shape_of
 
@@ -35,6 +36,11 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
         assert (owner[blk.rows] == b).all()
         assert (np.diff(blk.rows) > 0).all()
         assert blk.values.shape == (len(blk.names), len(blk))
+        if blk.has_request_ids:  # the join hashes the raw bytes: the same keys as the decoded ids
+            keys, checks = span_keys(*blk.request_id_bytes())
+            assert (keys.tolist(), checks.tolist()) == tuple(x.tolist() for x in request_keys(blk.request_ids()))
+        if isinstance(blk.prediction_column(), np.ndarray):
+            assert blk.prediction_column().tolist() == blk.predictions()
         for j, row in enumerate(blk.rows.tolist()):
             ev = decode(values[row], fallback[row] if fallback[row] >= 0 else None, max_bytes)
             assert type(ev) is PredictionEvent, (values[row], ev)

@@ -12,6 +12,7 @@ from detectors import EngineConfig, MonitorBank
 from detectors.bank import SEGMENT_KEY
 from detectors.config import LabelSettings
 from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin
+from detectors.keys import request_key
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
 
@@ -41,6 +42,11 @@ def pred(rid: str | None, ts: int, p: Any = "a", label: Any = None) -> Predictio
 
 def note(j: LabelJoin, events: list[PredictionEvent], variant: str, st: JoinStats) -> None:
     j.predictions(events, variant, np.array([e.ts for e in events], np.int64), st)
+
+
+def rk(rid: str) -> int:
+    """The key a join holds a request under."""
+    return request_key(rid)[0]
 
 
 def join(**kw: Any) -> LabelJoin:
@@ -81,7 +87,7 @@ def test_unmatched_expired_evicted_and_late_are_counted() -> None:
     note(j, [pred("r10", T0 + 10_003)], "primary", st)
     j.drain(st)
     assert st.evicted == 1 and st.expired == 2  # r0 by the cap, then r1 and r2 beyond the TTL
-    assert [rid for rid, _ in j.pending] == ["r3", "r4", "r9", "r10"]
+    assert [key for key, _ in j.pending] == [rk(r) for r in ("r3", "r4", "r9", "r10")]
     j.labels([LabelEvent("r4", 1, T0 + 20_000)], st)  # 20 s after its prediction: ttl is 10 s
     assert j.drain(st) == [] and st.late == 1
 
@@ -93,7 +99,7 @@ def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
     j.labels([LabelEvent("r0", 1, T0 + 3)], st)  # kept from wait_s after this label: not its own
     assert j.active and st.unmatched == 1 and j.since_ts == T0 + 30_003
     note(j, [pred("r1", T0 + 30_002), pred("r2", T0 + 30_003)], "primary", st)
-    assert list(j.pending) == [("r2", "primary")]
+    assert list(j.pending) == [(rk("r2"), "primary")]
     j.labels([LabelEvent("r2", 1, T0 + 30_009)], st)
     assert len(j.drain(st)) == 1 and st.joined == 1
 
@@ -175,12 +181,23 @@ def test_a_segment_is_written_anew_at_once_when_its_notes_outnumber_its_live_row
     assert back.pending == j.pending and len(back.pending) == 40
 
 
-def test_a_label_meets_the_newest_prediction_of_a_repeated_request() -> None:
-    j, st = join(), JoinStats()
+def test_a_repeated_request_keeps_its_newest_prediction_across_segments_and_restarts() -> None:
+    j, st = join(wait_s=1), JoinStats()
     note(j, [pred("dup", T0, "old")] + [pred(f"r{i}", T0 + 1) for i in range(SEGMENT_SIZE)], "primary", st)  # fmt: skip
+    old_record = j.segment_state(0)  # written while "old" was the one kept
+    j.take_changed()
     note(j, [pred("dup", T0 + 2, "new"), pred("dup", T0 + 3, "newer")], "primary", st)
+    assert j.size == SEGMENT_SIZE + 1 and j.pending[(rk("dup"), "primary")] == (T0 + 3, "newer")
+    assert j.segments[0].removed == [(rk("dup"), "primary")]  # the replaced row, noted for segment 0's record
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
+    for rec in (j.segment_state(1), old_record):  # in either order, the newer one wins
+        assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*rec))))
+    assert back.pending == j.pending
     j.labels([LabelEvent("dup", 1, T0 + 4), LabelEvent("dup", 1, T0 + 5)], st)
-    assert [o.prediction for o in j.drain(st)] == ["newer", "old"]  # within a segment the newer replaces
+    assert [o.prediction for o in j.drain(st)] == ["newer"]  # the second label finds nothing left...
+    assert len(j.waiting) == 1 and st.unmatched == 0  # ...and waits for a prediction that may come
+    note(j, [pred("x", T0 + 2_000)], "primary", st)
+    assert j.drain(st) == [] and st.unmatched == 1
 
 
 # ------------------------------------------------------------- concept drift on the bank
@@ -353,7 +370,7 @@ def test_full_segments_can_be_taken_as_they_fill_and_the_checkpoint_skips_them()
     back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
     assert all(back.restore_segment(*early[i]) for i in (0, 1))
     assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*j.segment_state(2)))))
-    assert back.pending == j.pending and ("r3", "primary") not in back.pending
+    assert back.pending == j.pending and (rk("r3"), "primary") not in back.pending
     note(j, [pred(f"s{i}", T0 + 3 * SEGMENT_SIZE + i) for i in range(SEGMENT_SIZE - 5)], "primary", st)
     assert j.take_closed() == [2]  # filled: the last segment too
     late = T0 + 3_600_000 + 2 * SEGMENT_SIZE  # the TTL empties segments 0 and 1: changed, then gone
@@ -373,4 +390,5 @@ def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_ca
     assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*newer))))
     assert back.open_inserts == SEGMENT_SIZE
     note(back, [pred(f"r{i}", T0 + i) for i in range(10, 20)], "primary", st)  # replayed: a new segment
-    assert [len(s) for s in back.segments] == [SEGMENT_SIZE, 10]
+    # ...whose predictions replace the same requests' rows of the restored one
+    assert [len(s) for s in back.segments] == [SEGMENT_SIZE - 10, 10] and back.size == SEGMENT_SIZE

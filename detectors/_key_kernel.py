@@ -1,0 +1,193 @@
+"""Compiled kernels of the label join's request keys: hashing request ids, and an
+open-addressing table from a key to the row of its kept prediction.
+
+A request id is kept as two 64-bit hashes of its UTF-8 bytes: ``key`` (FNV-1a, finalised with
+murmur3's mix) addresses the table, ``check`` (a different multiply-xorshift hash) confirms a
+match. Two request ids collide only if both agree: about one chance in 2^128 per pair. No
+string and no Python object is made per kept prediction; that was most of a labelled stage's
+cost (building 600,000 request-id strings and a dict slot for each took ~0.2 s of the labels
+benchmark's ~1.9 s).
+
+The table is linear probing with backward-shift deletion (no tombstones); a slot holds a key,
+its check and a value, -1 when empty. The caller keeps its load at most one half. A join keeps
+one table for all its variants: a variant's keys are the request keys xor the variant's salt.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+_MUL = np.uint64(0xD6E8FEB86659FD93)
+_M1 = np.uint64(0xFF51AFD7ED558CCD)
+_M2 = np.uint64(0xC4CEB9FE1A85EC53)
+_S29 = np.uint64(29)
+_S33 = np.uint64(33)
+
+
+@njit(cache=True, nogil=True)
+def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, checks), uint64, of the bytes ``buf[spans[i, 0]:spans[i, 1]]``."""
+    n = spans.shape[0]
+    keys = np.empty(n, np.uint64)
+    checks = np.empty(n, np.uint64)
+    for i in range(n):
+        h = _FNV_OFFSET
+        g = _SEED
+        a = spans[i, 0]
+        b = spans[i, 1]
+        for j in range(a, b):
+            c = np.uint64(buf[j])
+            h = (h ^ c) * _FNV_PRIME
+            g = (g + c) * _MUL
+            g ^= g >> _S29
+        n = np.uint64(b - a)
+        h ^= n
+        h ^= h >> _S33
+        h *= _M1
+        h ^= h >> _S33
+        h *= _M2
+        h ^= h >> _S33
+        g ^= n * _FNV_PRIME
+        g ^= g >> _S33
+        g *= _M2
+        g ^= g >> _S33
+        g *= _M1
+        g ^= g >> _S33
+        keys[i] = h
+        checks[i] = g
+    return keys, checks
+
+
+@njit(cache=True, nogil=True)
+def table_put(
+    tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray,
+    old: np.ndarray,
+) -> int:  # fmt: skip
+    """Insert ``keys[i] -> vals[i]``; a key already there keeps the larger value (the newer
+    row). ``old[i]``: the value that lost (-1 when the key was new). Returns the keys added."""
+    mask = tk.shape[0] - 1
+    added = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        v = vals[i]
+        h = k & mask
+        while True:
+            cur = tv[h]
+            if cur < 0:
+                tk[h] = k
+                tc[h] = checks[i]
+                tv[h] = v
+                old[i] = -1
+                added += 1
+                break
+            if tk[h] == k:
+                if cur < v:
+                    tc[h] = checks[i]
+                    tv[h] = v
+                    old[i] = cur
+                else:
+                    old[i] = v
+                break
+            h = (h + 1) & mask
+    return added
+
+
+@njit(cache=True, nogil=True)
+def table_find(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray,
+               out: np.ndarray) -> None:  # fmt: skip
+    """``out[i]``: the value of ``keys[i]`` if its check is ``checks[i]``, else -1."""
+    mask = tk.shape[0] - 1
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        h = k & mask
+        out[i] = -1
+        while tv[h] >= 0:
+            if tk[h] == k:
+                if tc[h] == checks[i]:
+                    out[i] = tv[h]
+                break
+            h = (h + 1) & mask
+
+
+@njit(cache=True, nogil=True)
+def _delete(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, h: int, mask: int) -> None:
+    """Empty slot ``h``, pulling each later entry of its run into the hole if its home allows."""
+    j = h
+    while True:
+        j = (j + 1) & mask
+        if tv[j] < 0:
+            break
+        if ((j - (tk[j] & mask)) & mask) >= ((j - h) & mask):
+            tk[h] = tk[j]
+            tc[h] = tc[j]
+            tv[h] = tv[j]
+            h = j
+    tv[h] = -1
+
+
+@njit(cache=True, nogil=True)
+def table_remove(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> int:
+    """Remove ``keys[i]`` where it still maps to ``vals[i]``; returns how many went."""
+    mask = tk.shape[0] - 1
+    gone = 0
+    for i in range(keys.shape[0]):
+        k = keys[i]
+        h = k & mask
+        while tv[h] >= 0 and tk[h] != k:
+            h = (h + 1) & mask
+        if tv[h] >= 0 and tv[h] == vals[i]:
+            _delete(tk, tc, tv, h, mask)
+            gone += 1
+    return gone
+
+
+@njit(cache=True, nogil=True)
+def table_settle(
+    tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray, lts: np.ndarray,
+    plain: np.ndarray, salts: np.ndarray, watermark: int, wait: int, codes: np.ndarray,
+) -> int:  # fmt: skip
+    """Waiting labels in order, as the join's drain takes them one by one: a plain label takes
+    (removes) its request's entry under each variant's salt (``codes[i, v]``, -1: none) and
+    leaves; one that finds none stays, with the ones behind it, while the newest prediction
+    (``watermark``) is not ``wait`` past it. Returns how many leave; removed entries gone."""
+    mask = tk.shape[0] - 1
+    for i in range(keys.shape[0]):
+        for v in range(salts.shape[0]):
+            codes[i, v] = -1
+        if not plain[i]:
+            continue
+        found = False
+        for v in range(salts.shape[0]):
+            k = keys[i] ^ salts[v]
+            h = k & mask
+            while tv[h] >= 0:
+                if tk[h] == k:
+                    if tc[h] == checks[i]:
+                        codes[i, v] = tv[h]
+                        _delete(tk, tc, tv, h, mask)
+                        found = True
+                    break
+                h = (h + 1) & mask
+        if not found and watermark <= lts[i] + wait:
+            return i
+    return int(keys.shape[0])
+
+
+@njit(cache=True, nogil=True)
+def table_fill(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, old_k: np.ndarray, old_c: np.ndarray,
+               old_v: np.ndarray) -> None:  # fmt: skip
+    """Re-insert a smaller table's live entries (growing or shrinking)."""
+    mask = tk.shape[0] - 1
+    for i in range(old_k.shape[0]):
+        if old_v[i] < 0:
+            continue
+        h = old_k[i] & mask
+        while tv[h] >= 0:
+            h = (h + 1) & mask
+        tk[h] = old_k[i]
+        tc[h] = old_c[i]
+        tv[h] = old_v[i]

@@ -1,0 +1,116 @@
+"""Request keys: how the label join names a request without keeping its request id.
+
+See ``_key_kernel`` for the hashes. A request id gives the same (key, check) whether it is read
+from a batch's raw bytes (``span_keys``, for column blocks: the bytes of an escape-free JSON
+string are its UTF-8) or from a decoded string (``request_keys``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import _key_kernel as K
+
+__all__ = ["KeyTable", "request_key", "request_keys", "salt", "span_keys"]
+
+_EMPTY = np.empty(0, np.int64)
+
+
+def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, checks) of the byte ranges ``spans`` (n × 2: start, end) of ``buf`` (uint8)."""
+    keys, checks = K.span_keys(buf, spans)
+    return keys.view(np.int64), checks.view(np.int64)
+
+
+def request_keys(rids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, checks) of request ids."""
+    if not rids:
+        return _EMPTY, _EMPTY
+    lens = np.fromiter(map(len, rids), np.int64, len(rids))
+    raw = "".join(rids).encode()
+    if len(raw) != int(lens.sum()):  # not all ASCII: lengths in bytes, one string at a time
+        parts = [r.encode() for r in rids]
+        lens = np.fromiter(map(len, parts), np.int64, len(parts))
+        raw = b"".join(parts)
+    spans = np.empty((len(rids), 2), np.int64)
+    np.cumsum(lens, out=spans[:, 1])
+    spans[:, 0] = spans[:, 1] - lens
+    return span_keys(np.frombuffer(raw, np.uint8), spans)
+
+
+def request_key(rid: str) -> tuple[int, int]:
+    """(key, check) of one request id (inspection and tests)."""
+    keys, checks = request_keys([rid])
+    return int(keys[0]), int(checks[0])
+
+
+def salt(variant: int) -> int:
+    """What a variant's keys are xor-ed with in a join's table (0 for the first variant)."""
+    x = variant * 0x9E3779B97F4A7C15 % 2**64
+    return x - 2**64 if x >= 2**63 else x
+
+
+class KeyTable:
+    """key -> (check, value), a value being a kept prediction's row code (≥ 0), for many keys
+    per call."""
+
+    __slots__ = ("checks", "count", "keys", "vals")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.keys = np.zeros(capacity, np.int64)
+        self.checks = np.zeros(capacity, np.int64)
+        self.vals = np.full(capacity, -1, np.int64)
+        self.count = 0
+
+    def __len__(self) -> int:
+        return self.count
+
+    def put(self, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """Insert; a key already there keeps the larger value. The values that lost (-1 where
+        the key was new): rows the caller no longer reaches."""
+        need = self.count + len(keys)
+        if 2 * need > len(self.vals):
+            self._resize(need)
+        old = np.empty(len(keys), np.int64)
+        self.count += K.table_put(self.keys, self.checks, self.vals, keys, checks, vals, old)
+        return old
+
+    def find(self, keys: np.ndarray, checks: np.ndarray) -> np.ndarray:
+        """The value of each key whose check matches, or -1."""
+        out = np.empty(len(keys), np.int64)
+        K.table_find(self.keys, self.checks, self.vals, keys, checks, out)
+        return out
+
+    def remove(self, keys: np.ndarray, vals: np.ndarray) -> None:
+        """Remove each key that still maps to its value."""
+        if len(keys):
+            self.count -= K.table_remove(self.keys, self.checks, self.vals, keys, vals)
+            self._shrink()
+
+    def settle(
+        self, keys: np.ndarray, checks: np.ndarray, lts: np.ndarray, plain: np.ndarray, salts: np.ndarray,
+        watermark: int, wait: int,
+    ) -> tuple[int, np.ndarray]:  # fmt: skip
+        """(how many labels leave, their codes per variant): see ``_key_kernel.table_settle``."""
+        codes = np.empty((len(keys), len(salts)), np.int64)
+        stop = K.table_settle(self.keys, self.checks, self.vals, keys, checks, lts, plain, salts, watermark, wait,
+                              codes)  # fmt: skip
+        self.count -= int((codes[:stop] >= 0).sum())
+        self._shrink()
+        return stop, codes
+
+    def _shrink(self) -> None:
+        if 16 * self.count < len(self.vals) and len(self.vals) > 1024:
+            self._resize(self.count)
+
+    def _resize(self, need: int) -> None:
+        cap = 1024
+        while cap < 2 * need:
+            cap *= 2
+        old_k, old_c, old_v = self.keys, self.checks, self.vals
+        self.keys = np.zeros(cap, np.int64)
+        self.checks = np.zeros(cap, np.int64)
+        self.vals = np.full(cap, -1, np.int64)
+        K.table_fill(self.keys, self.checks, self.vals, old_k, old_c, old_v)

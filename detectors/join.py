@@ -440,9 +440,11 @@ class LabelJoin:
             ],
             "open_inserts": self.open_inserts,
             "next_gen": self.next_gen,
-            "waiting": list(self.waiting),  # tuples: orjson writes them as arrays, with no copy per label
         }
-        return meta, {}
+        keys, checks, labels, lts, inlines = zip(*self.waiting, strict=True) if self.waiting else ((),) * 5
+        meta["waiting"] = {"labels": labels, "inline": [[i, *x] for i, x in enumerate(inlines) if x is not None]}
+        arrays = {name: np.array(col, np.int64) for name, col in (("wk", keys), ("wc", checks), ("wt", lts))}
+        return meta, arrays
 
     def segment_state(self, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of one segment: columns per variant (up to SEGMENT_SIZE rows)."""
@@ -477,7 +479,15 @@ class LabelJoin:
         join.by_gen = {s.gen: s for s in join.segments}
         join.open_inserts = int(meta["open_inserts"])
         join.next_gen = int(meta["next_gen"])
-        join.waiting = deque(map(_waiting, meta["waiting"]))
+        waiting = meta["waiting"]
+        if isinstance(waiting, dict):
+            inline: list[tuple[str, int, Any] | None] = [None] * len(waiting["labels"])
+            for i, variant, pts, pred in waiting["inline"]:
+                inline[i] = (str(variant), int(pts), pred)
+            cols = (arrays["wk"].tolist(), arrays["wc"].tolist(), waiting["labels"], arrays["wt"].tolist(), inline)
+            join.waiting = deque(zip(*cols, strict=True))
+        else:  # before request keys: [request_id, label, ts, inline] per label
+            join.waiting = deque(map(_waiting, waiting))
         return join
 
     @staticmethod
@@ -522,10 +532,7 @@ def _key(k: int | str) -> int:
 
 
 def _waiting(w: list[Any]) -> Waiting:
-    """A waiting label from a head record (``[rid, label, ts, inline]`` before request keys)."""
-    if len(w) == 4:
-        rid, lab, lts, inl = w
-        key, check = request_key(str(rid)) if inl is None else (0, 0)
-    else:
-        key, check, lab, lts, inl = w
-    return int(key), int(check), lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None
+    """A waiting label from a head record written before request keys."""
+    rid, lab, lts, inl = w
+    key, check = request_key(str(rid)) if inl is None else (0, 0)
+    return key, check, lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None

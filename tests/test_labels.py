@@ -119,11 +119,34 @@ def test_join_state_round_trips_through_a_snapshot() -> None:
     note(j, [pred("r0", T0, 1.5), pred("r1", T0 + 1, "c")], "primary", st)
     note(j, [pred("r1", T0 + 1, None)], "shadow", st)
     j.labels([LabelEvent("r5", True, T0 + 2), LabelEvent("r0", 2.0, T0 + 3)], st)
+    note(j, [pred("r7", T0 + 3, "x", label="y")], "primary", st)  # inline, behind the labels
     back = round_trip(j)
     assert (back.pending, back.waiting, back.watermark, back.active) == (j.pending, j.waiting, j.watermark, True)
     note(j, [pred("r5", T0 + 4)], "primary", st)
     note(back, [pred("r5", T0 + 4)], "primary", st)
-    assert j.drain(st) == back.drain(st) and len(back.waiting) == 0
+    out = j.drain(st)
+    assert out == back.drain(st) and len(back.waiting) == 0
+    assert [(o.variant, o.prediction, o.label) for o in out] == [
+        ("primary", "a", True), ("primary", 1.5, 2.0), ("primary", "x", "y")]  # fmt: skip
+
+
+def test_records_written_before_request_keys_restore() -> None:
+    """The head and segment records of the join that kept request ids as strings."""
+    settings = LabelSettings(join="always")
+    head = {"active": True, "since": -1, "watermark": T0 + 9, "variants": ["primary", "shadow"],
+            "segments": [[0, 3, ["r1"], [0]]], "open_inserts": 3, "next_gen": 4,
+            "waiting": [["r9", 1, T0 + 9, None], ["", "y", T0 + 9, ["primary", T0 + 8, "x"]]]}  # fmt: skip
+    segment = {"segment": 0, "gen": 3, "variants": ["primary", "shadow"], "rids": [["r0", "r1"], ["r0"]],
+               "predictions": [None, ["c"]]}  # fmt: skip
+    arrays = {"ts0": np.array([T0, T0 + 1], np.int64), "p0": np.array([0.5, 0.25]), "ts1": np.array([T0], np.int64)}
+    j = LabelJoin.from_state(settings, *unpack(pack(head, {})))
+    assert j.restore_segment(*LabelJoin.read_segment(*unpack(pack(segment, arrays))))
+    assert j.pending == {(rk("r0"), "primary"): (T0, 0.5), (rk("r0"), "shadow"): (T0, "c")}  # r1 was taken
+    st = JoinStats()
+    j.labels([LabelEvent("r0", 0, T0 + 9)], st)
+    note(j, [pred("r9", T0 + 9, 0.75)], "primary", st)
+    got = [(o.variant, o.prediction, o.label) for o in j.drain(st)]
+    assert got == [("primary", 0.75, 1), ("primary", "x", "y"), ("primary", 0.5, 0), ("shadow", "c", 0)]
 
 
 def test_a_checkpoint_writes_only_the_segments_that_changed() -> None:

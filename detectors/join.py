@@ -36,12 +36,10 @@ once its notes outnumber its live rows.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from itertools import count, islice, repeat
-from operator import attrgetter, is_, itemgetter
+from itertools import count, repeat
+from operator import attrgetter, itemgetter
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -49,6 +47,7 @@ import numpy as np
 from .config import LabelSettings
 from .kept import SEGMENT_SIZE, Column
 from .keys import KeyTable, request_key, request_keys, salt
+from .waiting import Inline, LabelQueue, Waiting
 
 __all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
 
@@ -80,10 +79,6 @@ class JoinStats:
         return out
 
 
-# A waiting label: (key, check, label, label_ts, inline), key and check those of its request_id;
-# inline = (variant, predicted_ts, prediction) for a label that came in its prediction event
-# (key and check 0: it looks nothing up), None while its prediction is looked for.
-Waiting = tuple[int, int, Any, int, tuple[str, int, Any] | None]
 Pending = dict[tuple[int, str], tuple[int, Any]]  # (request key, variant) -> (ts, prediction)
 
 RENT = 2  # notes written (summed over checkpoints) per live row before a segment is written anew
@@ -92,7 +87,7 @@ _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
 _TS = attrgetter("ts")
 _ORDER = itemgetter(0, 1)
-_IS_NONE = partial(is_, None)
+_OUTCOME = itemgetter(2)
 
 
 @dataclass(slots=True)
@@ -130,7 +125,7 @@ class LabelJoin:
     segments: list[Segment] = field(default_factory=list)  # oldest first; the last one takes new predictions
     open_inserts: int = 0  # predictions put into the last segment (it closes at SEGMENT_SIZE)
     next_gen: int = 0
-    waiting: deque[Waiting] = field(default_factory=deque)
+    waiting: LabelQueue = field(default_factory=LabelQueue)
     changed: set[int] = field(default_factory=set)  # ids of segments changed since the last take
     table: KeyTable = field(default_factory=KeyTable)  # key ^ variant salt -> row code (gen, row)
     by_gen: dict[int, Segment] = field(default_factory=dict)  # the live segments by generation
@@ -168,7 +163,7 @@ class LabelJoin:
         keep: list[tuple[str, int, Any]] = []
         for e in events:
             if e.label is not None:
-                self.waiting.append((0, 0, e.label, e.ts, (variant, e.ts, e.prediction)))
+                self.waiting.push_inline(e.label, e.ts, (variant, e.ts, e.prediction))
                 stats.inline += 1
             elif e.request_id is not None and e.ts >= self.since_ts:
                 keep.append((e.request_id, e.ts, e.prediction))
@@ -253,26 +248,35 @@ class LabelJoin:
         """Mark the rows of these codes dead; with ``note``, note them in the segments whose
         records have them (see :meth:`take_changed`)."""
         for seg, rows, _ in self._by_segment(codes):
-            col = seg.entries[variant]
-            col.kill(rows)
-            self.emptied |= not col.live
-            if note and seg.id not in self.changed:
-                seg.removed.extend(zip(col.keys[rows].tolist(), repeat(variant)))
+            self._kill_rows(seg, variant, rows, note)
 
-    def _gather(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """(event times, predictions) of the rows of these codes."""
+    def _kill_rows(self, seg: Segment, variant: str, rows: np.ndarray, note: bool) -> None:
+        col = seg.entries[variant]
+        col.kill(rows)
+        self.emptied |= not col.live
+        if note and seg.id not in self.changed:
+            seg.removed.extend(zip(col.keys[rows].tolist(), repeat(variant)))
+
+    def _take_rows(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """(event times, predictions) of the rows of these codes, which labels took: now dead,
+        and noted in the segments whose records have them."""
         parts = list(self._by_segment(codes))
         if len(parts) == 1:
-            col = parts[0][0].entries[variant]
-            return col.ts[parts[0][1]], col.predictions(parts[0][1])
-        ts = np.empty(len(codes), np.int64)
-        preds: list[Any] = [None] * len(codes)
-        for seg, rows, at in parts:
+            seg, rows, _ = parts[0]
             col = seg.entries[variant]
-            ts[at] = col.ts[rows]
-            for i, p in zip(at.tolist(), col.predictions(rows), strict=True):  # type: ignore[union-attr]
-                preds[i] = p
-        return ts, preds
+            out = col.ts[rows], col.predictions(rows)
+        else:
+            ts = np.empty(len(codes), np.int64)
+            preds: list[Any] = [None] * len(codes)
+            for seg, rows, at in parts:
+                col = seg.entries[variant]
+                ts[at] = col.ts[rows]
+                for i, p in zip(at.tolist(), col.predictions(rows), strict=True):  # type: ignore[union-attr]
+                    preds[i] = p
+            out = ts, preds
+        for seg, rows, _ in parts:
+            self._kill_rows(seg, variant, rows, note=True)
+        return out
 
     def labels(self, labels: Iterable[Any], stats: JoinStats) -> None:
         """Queue labels (``request_id``, ``label``, ``ts``) in arrival order; before
@@ -290,25 +294,23 @@ class LabelJoin:
             labels = [lab for lab in labels if lab.ts >= self.since_ts]
             ts = list(map(_TS, labels))
         keys, checks = request_keys(list(map(_RID, labels)))
-        self.waiting.extend(zip(keys.tolist(), checks.tolist(), map(_LABEL, labels), ts, repeat(None)))
+        self.waiting.push(keys, checks, list(map(_LABEL, labels)), np.array(ts, np.int64))
         over = len(self.waiting) - self.settings.max_waiting
-        for _ in range(max(over, 0)):
-            self.waiting.popleft()
-            stats.unmatched += 1
+        if over > 0:
+            self.waiting.drop(over)
+            stats.unmatched += over
 
     def drain(self, stats: JoinStats) -> list[Outcome]:
         """Outcomes that may leave now, in order; forget what can no longer join."""
         out: list[Outcome] = []
-        waiting = self.waiting
-        chunk = 64  # labels looked at per step, growing: the front may leave, the rest wait
-        while waiting:
-            head = list(islice(waiting, chunk)) if chunk < len(waiting) else list(waiting)
-            leave = self._settle(head, stats, out)
-            for _ in repeat(None, leave):
-                waiting.popleft()
-            if leave < len(head):
-                break
-            chunk *= 8
+        queue = self.waiting
+        if queue:
+            keys, checks, lts, plain = queue.columns()
+            wait = int(self.settings.wait_s * 1000)
+            stop, codes = self.table.settle(keys, checks, lts, plain, self._salts(), self.watermark, wait)
+            if stop:
+                self._settle(stop, codes, lts[:stop], plain[:stop], stats, out)
+                queue.drop(stop)
         if self.segments:
             max_pending = self.settings.max_pending
             horizon = self.watermark - int(self.settings.ttl_s * 1000)
@@ -321,52 +323,53 @@ class LabelJoin:
         del stats.delays_ms[:-100_000]
         return out
 
-    def _settle(self, head: list[Waiting], stats: JoinStats, out: list[Outcome]) -> int:
-        """Settle the front of ``waiting`` as if label by label: each takes its predictions
-        (one per variant that has one) and leaves, until one finds none while its prediction
-        may still come. The outcomes go to ``out``; returns how many labels leave."""
-        n = len(head)
-        keys, checks, labels, lts, inlines = zip(*head, strict=True)
-        lts_a = np.array(lts, np.int64)
-        plain = np.fromiter(map(_IS_NONE, inlines), np.bool_, n)
-        salts = np.array(list(map(salt, range(len(self.variants)))), np.int64)
-        wait = int(self.settings.wait_s * 1000)
-        stop, codes = self.table.settle(np.array(keys, np.int64), np.array(checks, np.int64), lts_a, plain, salts,
-                                        self.watermark, wait)  # fmt: skip
-        if not stop:
-            return 0
+    def _salts(self) -> np.ndarray:
+        return np.array(list(map(salt, range(len(self.variants)))), np.int64)
+
+    def _settle(
+        self, stop: int, codes: np.ndarray, lts: np.ndarray, plain: np.ndarray, stats: JoinStats, out: list[Outcome]
+    ) -> None:  # fmt: skip
+        """The outcomes of the ``stop`` front labels, which leave now: ``codes`` (labels ×
+        variants, -1: none) are the predictions each took (see ``KeyTable.settle``)."""
+        front = self.waiting.front
+        labels = self.waiting.labels[front : front + stop]
         codes = codes[:stop]
         found = (codes >= 0).any(axis=1)
-        stats.unmatched += int((plain[:stop] & ~found).sum())
+        stats.unmatched += int((plain & ~found).sum())
         ttl = int(self.settings.ttl_s * 1000)
         fresh = np.zeros(stop, np.bool_)
         made: list[tuple[int, int, Outcome]] = []
+        lts_list = lts.tolist()
         for order, v in enumerate(self.variants):
             at = np.flatnonzero(codes[:, order] >= 0)
             if not len(at):
                 continue
-            mine = codes[at, order]
-            pts, preds = self._gather(v, mine)
-            self._kill(v, mine, note=True)
-            age = lts_a[at] - pts
+            pts, preds = self._take_rows(v, codes[at, order])
+            age = lts[at] - pts
             ok = age <= ttl
-            fresh[at[ok]] = True
-            stats.delays_ms.extend(np.maximum(age[ok], 0).tolist())
-            for i, p, t in zip(at[ok].tolist(), [p for p, k in zip(preds, ok.tolist(), strict=True) if k],
-                               pts[ok].tolist(), strict=True):  # fmt: skip
-                made.append((i, order, Outcome(v, p, labels[i], t, lts[i])))
-        inline = not plain[:stop].all()
+            if ok.all():  # the common case: every one within the TTL
+                fresh[at] = True
+                stats.delays_ms.extend(np.maximum(age, 0).tolist())
+                idx, pts_ok = at.tolist(), pts.tolist()
+            else:
+                fresh[at[ok]] = True
+                stats.delays_ms.extend(np.maximum(age[ok], 0).tolist())
+                idx, pts_ok = at[ok].tolist(), pts[ok].tolist()
+                preds = [p for p, k in zip(preds, ok.tolist(), strict=True) if k]
+            made += zip(idx, repeat(order), map(Outcome, repeat(v), preds, map(labels.__getitem__, idx), pts_ok,
+                                                map(lts_list.__getitem__, idx)))  # fmt: skip
+        inline = not plain.all()
         if inline:
-            for i in np.flatnonzero(~plain[:stop]).tolist():
-                inl = inlines[i]
-                made.append((i, -1, Outcome(inl[0], inl[2], labels[i], inl[1], lts[i])))
+            inlines = self.waiting.inline[front : front + stop]
+            for i in np.flatnonzero(~plain).tolist():
+                variant, pts_i, pred = inlines[i]  # type: ignore[misc]
+                made.append((i, -1, Outcome(variant, pred, labels[i], pts_i, lts_list[i])))
         if inline or len(self.variants) > 1:
             made.sort(key=_ORDER)
-        out.extend(o for _, _, o in made)
+        out += map(_OUTCOME, made)
         joined = int((found & fresh).sum())
         stats.joined += joined
         stats.late += int(found.sum()) - joined
-        return stop
 
     def _forget(self, over: int, horizon: int) -> tuple[int, int]:
         """Drop the oldest predictions: ``over`` of them (the cap), then those older than
@@ -441,10 +444,12 @@ class LabelJoin:
             "open_inserts": self.open_inserts,
             "next_gen": self.next_gen,
         }
-        keys, checks, labels, lts, inlines = zip(*self.waiting, strict=True) if self.waiting else ((),) * 5
-        meta["waiting"] = {"labels": labels, "inline": [[i, *x] for i, x in enumerate(inlines) if x is not None]}
-        arrays = {name: np.array(col, np.int64) for name, col in (("wk", keys), ("wc", checks), ("wt", lts))}
-        return meta, arrays
+        q = self.waiting
+        keys, checks, lts, plain = q.columns()
+        labels = q.labels[q.front :]
+        inline = [[i, *q.inline[q.front + i]] for i in np.flatnonzero(~plain).tolist()]  # type: ignore[misc]
+        meta["waiting"] = {"labels": labels, "inline": inline}
+        return meta, {"wk": keys, "wc": checks, "wt": lts}
 
     def segment_state(self, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of one segment: columns per variant (up to SEGMENT_SIZE rows)."""
@@ -481,13 +486,13 @@ class LabelJoin:
         join.next_gen = int(meta["next_gen"])
         waiting = meta["waiting"]
         if isinstance(waiting, dict):
-            inline: list[tuple[str, int, Any] | None] = [None] * len(waiting["labels"])
+            inline: list[Inline | None] = [None] * len(waiting["labels"])
             for i, variant, pts, pred in waiting["inline"]:
                 inline[i] = (str(variant), int(pts), pred)
-            cols = (arrays["wk"].tolist(), arrays["wc"].tolist(), waiting["labels"], arrays["wt"].tolist(), inline)
-            join.waiting = deque(zip(*cols, strict=True))
+            join.waiting.push(arrays["wk"], arrays["wc"], waiting["labels"], arrays["wt"], inline)
         else:  # before request keys: [request_id, label, ts, inline] per label
-            join.waiting = deque(map(_waiting, waiting))
+            for w in map(_waiting, waiting):
+                join.waiting.push(np.array(w[:1]), np.array(w[1:2]), [w[2]], np.array(w[3:4]), [w[4]])
         return join
 
     @staticmethod

@@ -105,16 +105,21 @@ class MonitorBank:
         self._joins_read: set[tuple[str, str]] = set()
 
     # ----------------------------------------------------------------- batches
-    def process(self, events: Sequence[Any], labels: Sequence[Any] = (), blocks: Sequence[Any] = ()) -> BankOutput:
+    def process(
+        self, events: Sequence[Any], labels: Sequence[Any] = (), blocks: Sequence[Any] = (),
+        label_blocks: Sequence[Any] = (),
+    ) -> BankOutput:  # fmt: skip
         """Update every monitor with a batch of decoded events (in stream order) and labels
         (in arrival order; see ``detectors.join``). ``blocks`` (``schemas.EventBlock``) carry
         further events as columns, one key each, none of them a key of ``events``; a block that
-        needs whole events (a new monitor, a new feature, variant comparisons) is decoded."""
+        needs whole events (a new monitor, a new feature, variant comparisons) is decoded.
+        ``label_blocks`` (``schemas.LabelBlock``) carry further labels as columns, one stage
+        each, queued before ``labels``."""
         if blocks:
             events, blocks = self._fit(events, blocks)
         n = len(events)
         out = BankOutput()
-        if not n and not labels and not blocks:
+        if not n and not labels and not blocks and not label_blocks:
             return out
         self.stats.events += n + sum(map(len, blocks))
         index: dict[Key, int] = {}
@@ -144,6 +149,13 @@ class MonitorBank:
             self._dirty.add(mon.key)
             self.stats.column_events += len(blk)
         joins: set[tuple[str, str]] = set()
+        for lb in label_blocks:
+            join = self._label_join((lb.model, lb.stage))
+            if join is None:
+                self.joins.unmatched += len(lb)
+                continue
+            join.label_columns(*span_keys(*lb.request_id_bytes()), lb.labels, lb.ts, self.joins)
+            joins.add((lb.model, lb.stage))
         if labels:
             self._queue_labels(labels, joins)
         for mon, _ in touched:
@@ -204,16 +216,22 @@ class MonitorBank:
             for pair in pairs:
                 queue = per.get(pair)
                 if queue is None:
-                    if pair not in self._joins:
-                        if len(self._joins) >= self.config.limits.max_series:
-                            self.joins.unmatched += 1
-                            continue
-                        self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
+                    if self._label_join(pair) is None:
+                        self.joins.unmatched += 1
+                        continue
                     queue = per[pair] = []
                 queue.append(lab)
         for pair, labs in per.items():
             self._joins[pair].labels(labs, self.joins)
             joins.add(pair)
+
+    def _label_join(self, pair: tuple[str, str]) -> LabelJoin | None:
+        """The join of a stage that labels name; new if not seen yet (its labels may come first,
+        e.g. when a backlog is read), None past ``limits.max_series`` joins."""
+        join = self._joins.get(pair)
+        if join is None and len(self._joins) < self.config.limits.max_series:
+            join = self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
+        return join
 
     def _ingest_outcomes(
         self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds, wrong: np.ndarray | None = None

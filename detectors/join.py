@@ -282,19 +282,28 @@ class LabelJoin:
         """Queue labels (``request_id``, ``label``, ``ts``) in arrival order; before
         :meth:`predictions` of the same batch."""
         labels = list(labels)
-        if self.settings.join == "off":
-            stats.unmatched += len(labels)
-            return
-        if not self.active and labels:
-            self.active = True
-            self.since_ts = labels[0].ts + int(self.settings.wait_s * 1000)
-        ts = list(map(_TS, labels))
-        if ts and min(ts) < self.since_ts:  # their predictions are older than any kept
-            stats.unmatched += sum(t < self.since_ts for t in ts)
-            labels = [lab for lab in labels if lab.ts >= self.since_ts]
-            ts = list(map(_TS, labels))
         keys, checks = request_keys(list(map(_RID, labels)))
-        self.waiting.push(keys, checks, list(map(_LABEL, labels)), np.array(ts, np.int64))
+        self.label_columns(keys, checks, list(map(_LABEL, labels)), np.array(list(map(_TS, labels)), np.int64), stats)
+
+    def label_columns(
+        self, keys: np.ndarray, checks: np.ndarray, labels: list[Any], ts: np.ndarray, stats: JoinStats
+    ) -> None:  # fmt: skip
+        """:meth:`labels`, given as columns: their requests' keys and checks, values, times."""
+        n = len(labels)
+        if self.settings.join == "off":
+            stats.unmatched += n
+            return
+        if not n:
+            return
+        if not self.active:
+            self.active = True
+            self.since_ts = int(ts[0]) + int(self.settings.wait_s * 1000)
+        if int(ts.min()) < self.since_ts:  # their predictions are older than any kept
+            keep = ts >= self.since_ts
+            stats.unmatched += n - int(keep.sum())
+            labels = [lab for lab, k in zip(labels, keep.tolist(), strict=True) if k]
+            keys, checks, ts = keys[keep], checks[keep], ts[keep]
+        self.waiting.push(keys, checks, labels, ts)
         over = len(self.waiting) - self.settings.max_waiting
         if over > 0:
             self.waiting.drop(over)

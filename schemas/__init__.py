@@ -8,6 +8,7 @@ from typing import Any
 
 from .blocks import EventBlock, decode_blocks, settle, warm_scan
 from .codec import MAX_EVENT_BYTES, PredictionEvent, Rejection, decode, encode_alert
+from .label_blocks import LabelBlock, decode_label_blocks, settle_labels
 from .labels import LabelEvent, decode_label, encode_label
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "settle",
     "warm_scan",
     "decode_label",
+    "decode_label_blocks",
+    "LabelBlock",
+    "settle_labels",
     "encode_alert",
     "encode_label",
     "load_schema",

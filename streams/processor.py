@@ -26,12 +26,23 @@ import orjson
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from detectors import MonitorBank, warm_kernels
-from schemas import EventBlock, LabelEvent, PredictionEvent, Rejection, decode, decode_label, settle, warm_scan
+from schemas import (
+    EventBlock,
+    LabelBlock,
+    LabelEvent,
+    PredictionEvent,
+    Rejection,
+    decode,
+    decode_label,
+    settle,
+    warm_scan,
+)
 
 from .clients import admin_config, choose_guarantee, connect, consumer_config, producer_config
 from .deadletter import dead_letter
 from .intake import EventIntake
-from .labelroute import LABEL_HEADERS, JoinCounter, is_label, place
+from .label_intake import LabelIntake
+from .labelroute import JoinCounter, is_label
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import (
@@ -56,7 +67,7 @@ class ProcessorError(RuntimeError):
     """A failure the processor cannot continue from without losing data; it exits non-zero."""
 
 
-class Processor(EventIntake):
+class Processor(EventIntake, LabelIntake):
     """One worker of the consumer group; N of them split the partitions."""
 
     def __init__(self, cfg: RunConfig, metrics: Metrics | None = None, health: HealthServer | None = None) -> None:
@@ -181,6 +192,9 @@ class Processor(EventIntake):
         ev_ts: list[int] = []
         ev_tp: list[int] = []
         tp_codes: dict[tuple[str, int], int] = {}
+        lab_msgs: list[Message] = []  # labels-topic messages, for the label batch decoder
+        lab_vals: list[bytes] = []
+        lab_ts: list[int] = []
         for m in msgs:
             err = m.error()
             if err is not None:
@@ -193,7 +207,12 @@ class Processor(EventIntake):
             raw = m.value()
             ts = m.timestamp()[1]
             if topic == labels_topic:
-                n_rekey += self._route_label(m, raw, ts, max_bytes, labels)
+                if raw is None:
+                    self._dead_letter(m, decode_label(None))  # type: ignore[arg-type]  # a Rejection
+                else:
+                    lab_msgs.append(m)
+                    lab_vals.append(raw)
+                    lab_ts.append(ts)
                 continue
             if topic == repart and is_label(m.headers()):
                 lab = decode_label(raw, ts if ts >= 0 else None, max_bytes)
@@ -214,6 +233,9 @@ class Processor(EventIntake):
                 code = tp_codes[tp] = len(tp_codes)
             ev_tp.append(code)
         blocks: dict[int, list[EventBlock]] = {}
+        label_blocks: dict[int, list[LabelBlock]] = {}
+        if lab_vals:
+            n_rekey += self._decode_labels(lab_msgs, lab_vals, lab_ts, labels, label_blocks)
         if ev_vals:
             n_rekey += self._decode_events(ev_msgs, ev_vals, ev_ts, ev_tp, list(tp_codes), decoded, blocks)
         self.producer.poll(0)
@@ -227,40 +249,19 @@ class Processor(EventIntake):
             self.metrics.repartitioned.inc(n_rekey)
             self._counts["repartitioned"] += n_rekey
         self._since_checkpoint += len(msgs)
-        for slot in sorted(decoded.keys() | blocks.keys() | labels.keys()):
+        for slot in sorted(decoded.keys() | blocks.keys() | labels.keys() | label_blocks.keys()):
             evs, blks = settle(blocks.get(slot, ()), decoded.get(slot, ()))
-            self._feed(self.banks[slot], evs, labels.get(slot, ()), blks)
+            self._feed(self.banks[slot], evs, labels.get(slot, ()), blks, label_blocks.get(slot, ()))
         if self.txn is not None:
             self._write_filled()
 
-    def _route_label(
-        self, m: Message, raw: bytes | None, ts: int, max_bytes: int, here: dict[int, list[LabelEvent]]
-    ) -> int:
-        """A labels-topic record (its value and Kafka timestamp) to the home of each stage it is
-        for: straight into ``here`` when this process owns that home, else through the repartition
-        topic. How many were produced."""
-        placed = place(raw, ts, max_bytes, self.engine, self._homes)
-        if isinstance(placed, Rejection):
-            self._dead_letter(m, placed)
-            return 0
-        produced = 0
-        for key, slot, lab, value in placed:
-            if slot in self.banks:
-                here.setdefault(slot, []).append(lab)
-                continue
-            self._produce(self.topics.repartition, value, key, partition=slot, timestamp=ts if ts > 0 else 0,
-                          headers=LABEL_HEADERS)  # fmt: skip
-            produced += 1
-        self._counts["labels"] += 1
-        return produced
-
     def _feed(
         self, bank: MonitorBank, evs: list[PredictionEvent], labels: Sequence[LabelEvent] = (),
-        blocks: Sequence[EventBlock] = (),
+        blocks: Sequence[EventBlock] = (), label_blocks: Sequence[LabelBlock] = (),
     ) -> None:  # fmt: skip
         untracked, columnar = bank.stats.untracked_events, bank.stats.column_events
         before = self._joins.before(bank)
-        out = bank.process(evs, labels, blocks)
+        out = bank.process(evs, labels, blocks, label_blocks)
         n = len(evs) + sum(map(len, blocks))
         self.metrics.processed.inc(n)
         self._counts["processed"] += n

@@ -1,8 +1,9 @@
 """The bank gives the same alerts, summaries and state from column blocks as from whole events.
 
 The processor feeds ordinary events as :class:`schemas.EventBlock` columns and the rest as
-decoded events (``schemas.settle`` keeps each key on one side). Whatever the mix, the result
-must not depend on the path an event took.
+decoded events (``schemas.settle`` keeps each key on one side), and common labels as
+:class:`schemas.LabelBlock` columns. Whatever the mix, the result must not depend on the path
+an event or a label took.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ import orjson
 import pytest
 
 from detectors import EngineConfig, MonitorBank
-from schemas import LabelEvent, PredictionEvent, decode, decode_blocks, settle
+from schemas import (
+    LabelEvent,
+    PredictionEvent,
+    decode,
+    decode_blocks,
+    decode_label_blocks,
+    encode_label,
+    settle,
+    settle_labels,
+)
 
 BASE = {"warmup_events": 300, "alerts": {"cooldown_s": 1, "resolve_after_s": 5},
         "detectors": {"psi": {"window": 200}}}  # fmt: skip
@@ -76,7 +86,10 @@ def run(values: list[bytes], cfg: dict[str, Any], batch: int, blocks: bool) -> t
             decoded = [(i, decode(chunk[i])) for i in np.flatnonzero(owner < 0).tolist()]
             assert all(type(e) is PredictionEvent for _, e in decoded)
             evs, blks = settle(found, decoded)  # type: ignore[arg-type]
-            out = bank.process(evs, labs, blks)
+            raws = [encode_label(lab, lab.model, lab.stage) for lab in labs]  # type: ignore[arg-type]
+            lfound, lowner = decode_label_blocks(raws, np.full(len(raws), -1, np.int64))
+            assert (lowner >= 0).all()  # every label of this traffic takes the column path
+            out = bank.process(evs, [], blks, settle_labels(lfound, [])[1])
         else:
             out = bank.process([decode(v) for v in chunk], labs)
         docs += out.alerts + out.summaries

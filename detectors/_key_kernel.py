@@ -8,9 +8,10 @@ string and no Python object is made per kept prediction; that was most of a labe
 cost (building 600,000 request-id strings and a dict slot for each took ~0.2 s of the labels
 benchmark's ~1.9 s).
 
-The table is linear probing with backward-shift deletion (no tombstones); a slot holds a key,
-its check and a value, -1 when empty. The caller keeps its load at most one half. A join keeps
-one table for all its variants: a variant's keys are the request keys xor the variant's salt.
+The table is linear probing with backward-shift deletion (no tombstones). A slot is a row of
+three int64, so one probe touches one cache line: a key, its check and a value (-1: empty).
+The caller keeps the load at most one half. A join keeps one table for all its variants: a
+variant's keys are the request keys xor the variant's salt.
 """
 
 from __future__ import annotations
@@ -63,31 +64,28 @@ def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 @njit(cache=True, nogil=True)
-def table_put(
-    tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray,
-    old: np.ndarray,
-) -> int:  # fmt: skip
+def table_put(t: np.ndarray, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray, old: np.ndarray) -> int:
     """Insert ``keys[i] -> vals[i]``; a key already there keeps the larger value (the newer
     row). ``old[i]``: the value that lost (-1 when the key was new). Returns the keys added."""
-    mask = tk.shape[0] - 1
+    mask = t.shape[0] - 1
     added = 0
     for i in range(keys.shape[0]):
         k = keys[i]
         v = vals[i]
         h = k & mask
         while True:
-            cur = tv[h]
+            cur = t[h, 2]
             if cur < 0:
-                tk[h] = k
-                tc[h] = checks[i]
-                tv[h] = v
+                t[h, 0] = k
+                t[h, 1] = checks[i]
+                t[h, 2] = v
                 old[i] = -1
                 added += 1
                 break
-            if tk[h] == k:
+            if t[h, 0] == k:
                 if cur < v:
-                    tc[h] = checks[i]
-                    tv[h] = v
+                    t[h, 1] = checks[i]
+                    t[h, 2] = v
                     old[i] = cur
                 else:
                     old[i] = v
@@ -97,64 +95,63 @@ def table_put(
 
 
 @njit(cache=True, nogil=True)
-def table_find(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray,
-               out: np.ndarray) -> None:  # fmt: skip
+def table_find(t: np.ndarray, keys: np.ndarray, checks: np.ndarray, out: np.ndarray) -> None:
     """``out[i]``: the value of ``keys[i]`` if its check is ``checks[i]``, else -1."""
-    mask = tk.shape[0] - 1
+    mask = t.shape[0] - 1
     for i in range(keys.shape[0]):
         k = keys[i]
         h = k & mask
         out[i] = -1
-        while tv[h] >= 0:
-            if tk[h] == k:
-                if tc[h] == checks[i]:
-                    out[i] = tv[h]
+        while t[h, 2] >= 0:
+            if t[h, 0] == k:
+                if t[h, 1] == checks[i]:
+                    out[i] = t[h, 2]
                 break
             h = (h + 1) & mask
 
 
 @njit(cache=True, nogil=True)
-def _delete(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, h: int, mask: int) -> None:
+def _delete(t: np.ndarray, h: int, mask: int) -> None:
     """Empty slot ``h``, pulling each later entry of its run into the hole if its home allows."""
     j = h
     while True:
         j = (j + 1) & mask
-        if tv[j] < 0:
+        if t[j, 2] < 0:
             break
-        if ((j - (tk[j] & mask)) & mask) >= ((j - h) & mask):
-            tk[h] = tk[j]
-            tc[h] = tc[j]
-            tv[h] = tv[j]
+        if ((j - (t[j, 0] & mask)) & mask) >= ((j - h) & mask):
+            t[h, 0] = t[j, 0]
+            t[h, 1] = t[j, 1]
+            t[h, 2] = t[j, 2]
             h = j
-    tv[h] = -1
+    t[h, 2] = -1
 
 
 @njit(cache=True, nogil=True)
-def table_remove(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> int:
+def table_remove(t: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> int:
     """Remove ``keys[i]`` where it still maps to ``vals[i]``; returns how many went."""
-    mask = tk.shape[0] - 1
+    mask = t.shape[0] - 1
     gone = 0
     for i in range(keys.shape[0]):
         k = keys[i]
         h = k & mask
-        while tv[h] >= 0 and tk[h] != k:
+        while t[h, 2] >= 0 and t[h, 0] != k:
             h = (h + 1) & mask
-        if tv[h] >= 0 and tv[h] == vals[i]:
-            _delete(tk, tc, tv, h, mask)
+        if t[h, 2] >= 0 and t[h, 2] == vals[i]:
+            _delete(t, h, mask)
             gone += 1
     return gone
 
 
 @njit(cache=True, nogil=True)
 def table_settle(
-    tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, keys: np.ndarray, checks: np.ndarray, lts: np.ndarray,
-    plain: np.ndarray, salts: np.ndarray, watermark: int, wait: int, codes: np.ndarray,
+    t: np.ndarray, keys: np.ndarray, checks: np.ndarray, lts: np.ndarray, plain: np.ndarray, salts: np.ndarray,
+    watermark: int, wait: int, codes: np.ndarray,
 ) -> int:  # fmt: skip
     """Waiting labels in order, as the join's drain takes them one by one: a plain label takes
     (removes) its request's entry under each variant's salt (``codes[i, v]``, -1: none) and
     leaves; one that finds none stays, with the ones behind it, while the newest prediction
     (``watermark``) is not ``wait`` past it. Returns how many leave; removed entries gone."""
-    mask = tk.shape[0] - 1
+    mask = t.shape[0] - 1
     for i in range(keys.shape[0]):
         for v in range(salts.shape[0]):
             codes[i, v] = -1
@@ -164,11 +161,11 @@ def table_settle(
         for v in range(salts.shape[0]):
             k = keys[i] ^ salts[v]
             h = k & mask
-            while tv[h] >= 0:
-                if tk[h] == k:
-                    if tc[h] == checks[i]:
-                        codes[i, v] = tv[h]
-                        _delete(tk, tc, tv, h, mask)
+            while t[h, 2] >= 0:
+                if t[h, 0] == k:
+                    if t[h, 1] == checks[i]:
+                        codes[i, v] = t[h, 2]
+                        _delete(t, h, mask)
                         found = True
                     break
                 h = (h + 1) & mask
@@ -178,16 +175,15 @@ def table_settle(
 
 
 @njit(cache=True, nogil=True)
-def table_fill(tk: np.ndarray, tc: np.ndarray, tv: np.ndarray, old_k: np.ndarray, old_c: np.ndarray,
-               old_v: np.ndarray) -> None:  # fmt: skip
+def table_fill(t: np.ndarray, old: np.ndarray) -> None:
     """Re-insert a smaller table's live entries (growing or shrinking)."""
-    mask = tk.shape[0] - 1
-    for i in range(old_k.shape[0]):
-        if old_v[i] < 0:
+    mask = t.shape[0] - 1
+    for i in range(old.shape[0]):
+        if old[i, 2] < 0:
             continue
-        h = old_k[i] & mask
-        while tv[h] >= 0:
+        h = old[i, 0] & mask
+        while t[h, 2] >= 0:
             h = (h + 1) & mask
-        tk[h] = old_k[i]
-        tc[h] = old_c[i]
-        tv[h] = old_v[i]
+        t[h, 0] = old[i, 0]
+        t[h, 1] = old[i, 1]
+        t[h, 2] = old[i, 2]

@@ -45,9 +45,10 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .config import LabelSettings
-from .kept import SEGMENT_SIZE, Column
-from .keys import KeyTable, request_key, request_keys, salt
-from .waiting import Inline, LabelQueue, Waiting
+from .join_records import head_record, read_head, read_segment, segment_record
+from .kept import SEGMENT_SIZE, Column, Segment
+from .keys import KeyTable, request_keys, salt
+from .waiting import LabelQueue
 
 __all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
 
@@ -88,29 +89,6 @@ _PREDICTION = attrgetter("prediction")
 _TS = attrgetter("ts")
 _ORDER = itemgetter(0, 1)
 _OUTCOME = itemgetter(2)
-
-
-@dataclass(slots=True)
-class Segment:
-    """A run of kept predictions in arrival order, per variant; a state record of its own.
-
-    ``id`` is reused once the segment is gone (so a stage's records stay few), ``gen`` never is:
-    a record whose generation the join does not list is stale and ignored on restore.
-    """
-
-    id: int
-    gen: int
-    entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
-    removed: list[tuple[int, str]] = field(default_factory=list)  # (key, variant) taken since its record was written
-    rent: int = 0  # notes written with the join's record since this segment's own was
-
-    def __len__(self) -> int:
-        return sum(map(len, self.entries.values()))
-
-    def written(self) -> None:
-        """Its record is being written anew: the notes and their rent start over."""
-        self.removed = []
-        self.rent = 0
 
 
 @dataclass(slots=True)
@@ -441,82 +419,21 @@ class LabelJoin:
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of the join without its segments' entries: written at every
         checkpoint of a labelled stage, so it stays small."""
-        meta = {
-            "active": self.active,
-            "since": self.since_ts,
-            "watermark": self.watermark,
-            "variants": self.variants,
-            "segments": [
-                [s.id, s.gen, [k for k, _ in s.removed], [self.variants.index(v) for _, v in s.removed]]
-                for s in self.segments
-            ],
-            "open_inserts": self.open_inserts,
-            "next_gen": self.next_gen,
-        }
-        q = self.waiting
-        keys, checks, lts, plain = q.columns()
-        labels = q.labels[q.front :]
-        inline = [[i, *q.inline[q.front + i]] for i in np.flatnonzero(~plain).tolist()]  # type: ignore[misc]
-        meta["waiting"] = {"labels": labels, "inline": inline}
-        return meta, {"wk": keys, "wc": checks, "wt": lts}
+        return head_record(self)
 
     def segment_state(self, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """(JSON-able meta, arrays) of one segment: columns per variant (up to SEGMENT_SIZE rows)."""
-        seg = next(s for s in self.segments if s.id == seg_id)
-        meta: dict[str, Any] = {"segment": seg.id, "gen": seg.gen, "variants": [], "predictions": []}
-        arrays: dict[str, np.ndarray] = {}
-        for variant, col in seg.entries.items():
-            if col:
-                i = len(meta["variants"])
-                arrays[f"k{i}"], arrays[f"c{i}"], arrays[f"ts{i}"], preds = col.columns()
-                meta["variants"].append(variant)
-                if type(preds) is np.ndarray:  # floats go as an array: exact and compact
-                    arrays[f"p{i}"] = preds
-                    meta["predictions"].append(None)
-                else:
-                    meta["predictions"].append(preds)
-        return meta, arrays
+        return segment_record(self, seg_id)
 
     @classmethod
     def from_state(cls, settings: LabelSettings, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> LabelJoin:
         """The join of :meth:`to_state`, its segments empty until :meth:`restore_segment` fills
         them. Also reads the form written before request keys (request ids as strings)."""
         join = cls(settings)
-        join.active = bool(meta["active"]) or settings.join == "always"
-        join.since_ts = int(meta["since"])
-        join.watermark = int(meta["watermark"])
-        join.variants = [str(v) for v in meta["variants"]]
-        join.segments = [
-            Segment(int(i), int(g), {}, [(_key(k), join.variants[v]) for k, v in zip(keys, vs, strict=True)])
-            for i, g, keys, vs in meta["segments"]
-        ]
-        join.by_gen = {s.gen: s for s in join.segments}
-        join.open_inserts = int(meta["open_inserts"])
-        join.next_gen = int(meta["next_gen"])
-        waiting = meta["waiting"]
-        if isinstance(waiting, dict):
-            inline: list[Inline | None] = [None] * len(waiting["labels"])
-            for i, variant, pts, pred in waiting["inline"]:
-                inline[i] = (str(variant), int(pts), pred)
-            join.waiting.push(arrays["wk"], arrays["wc"], waiting["labels"], arrays["wt"], inline)
-        else:  # before request keys: [request_id, label, ts, inline] per label
-            for w in map(_waiting, waiting):
-                join.waiting.push(np.array(w[:1]), np.array(w[1:2]), [w[2]], np.array(w[3:4]), [w[4]])
+        read_head(join, meta, arrays)
         return join
 
-    @staticmethod
-    def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[int, int, dict[str, Column]]:
-        """(id, generation, entries) of a :meth:`segment_state` record (or of one written before
-        request keys, with the request ids themselves)."""
-        entries = {}
-        for i, (variant, preds) in enumerate(zip(meta["variants"], meta["predictions"], strict=True)):
-            if "rids" in meta:
-                keys, checks = request_keys([str(r) for r in meta["rids"][i]])
-            else:
-                keys, checks = arrays[f"k{i}"], arrays[f"c{i}"]
-            values = arrays[f"p{i}"] if preds is None else preds
-            entries[str(variant)] = Column.of(keys, checks, arrays[f"ts{i}"], values)
-        return int(meta["segment"]), int(meta["gen"]), entries
+    read_segment = staticmethod(read_segment)
 
     def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Column]) -> bool:
         """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
@@ -538,15 +455,3 @@ class LabelJoin:
         if seg is self.segments[-1]:  # a record newer than the head (not committed with it)
             self.open_inserts = max(self.open_inserts, sum(c.rows for c in entries.values()))
         return True
-
-
-def _key(k: int | str) -> int:
-    """A request's key as a note holds it (a request id in records written before keys)."""
-    return request_key(k)[0] if isinstance(k, str) else int(k)
-
-
-def _waiting(w: list[Any]) -> Waiting:
-    """A waiting label from a head record written before request keys."""
-    rid, lab, lts, inl = w
-    key, check = request_key(str(rid)) if inl is None else (0, 0)
-    return key, check, lab, int(lts), (str(inl[0]), int(inl[1]), inl[2]) if inl else None

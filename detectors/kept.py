@@ -12,11 +12,12 @@ that are not all floats (classes as strings, ints, booleans) fall back to a list
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SEGMENT_SIZE", "Column"]
+__all__ = ["SEGMENT_SIZE", "Column", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column)
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
@@ -140,3 +141,26 @@ class Column:
         if len(keys):
             col.put(keys, checks, ts, preds if isinstance(preds, np.ndarray) else list(preds))
         return col
+
+
+@dataclass(slots=True)
+class Segment:
+    """A run of kept predictions in arrival order, per variant; a state record of its own.
+
+    ``id`` is reused once the segment is gone (so a stage's records stay few), ``gen`` never is:
+    a record whose generation the join does not list is stale and ignored on restore.
+    """
+
+    id: int
+    gen: int
+    entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
+    removed: list[tuple[int, str]] = field(default_factory=list)  # (key, variant) taken since its record was written
+    rent: int = 0  # notes written with the join's record since this segment's own was
+
+    def __len__(self) -> int:
+        return sum(map(len, self.entries.values()))
+
+    def written(self) -> None:
+        """Its record is being written anew: the notes and their rent start over."""
+        self.removed = []
+        self.rent = 0

@@ -54,39 +54,41 @@ def salt(variant: int) -> int:
 
 class KeyTable:
     """key -> (check, value), a value being a kept prediction's row code (≥ 0), for many keys
-    per call."""
+    per call. ``slots`` is (capacity × 3): key, check, value (-1: empty)."""
 
-    __slots__ = ("checks", "count", "keys", "vals")
+    __slots__ = ("count", "slots")
 
     def __init__(self, capacity: int = 1024) -> None:
-        self.keys = np.zeros(capacity, np.int64)
-        self.checks = np.zeros(capacity, np.int64)
-        self.vals = np.full(capacity, -1, np.int64)
+        self.slots = _empty(capacity)
         self.count = 0
 
     def __len__(self) -> int:
         return self.count
 
+    @property
+    def capacity(self) -> int:
+        return int(self.slots.shape[0])
+
     def put(self, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray) -> np.ndarray:
         """Insert; a key already there keeps the larger value. The values that lost (-1 where
         the key was new): rows the caller no longer reaches."""
         need = self.count + len(keys)
-        if 2 * need > len(self.vals):
+        if 2 * need > self.capacity:
             self._resize(need)
         old = np.empty(len(keys), np.int64)
-        self.count += K.table_put(self.keys, self.checks, self.vals, keys, checks, vals, old)
+        self.count += K.table_put(self.slots, keys, checks, vals, old)
         return old
 
     def find(self, keys: np.ndarray, checks: np.ndarray) -> np.ndarray:
         """The value of each key whose check matches, or -1."""
         out = np.empty(len(keys), np.int64)
-        K.table_find(self.keys, self.checks, self.vals, keys, checks, out)
+        K.table_find(self.slots, keys, checks, out)
         return out
 
     def remove(self, keys: np.ndarray, vals: np.ndarray) -> None:
         """Remove each key that still maps to its value."""
         if len(keys):
-            self.count -= K.table_remove(self.keys, self.checks, self.vals, keys, vals)
+            self.count -= K.table_remove(self.slots, keys, vals)
             self._shrink()
 
     def settle(
@@ -95,22 +97,25 @@ class KeyTable:
     ) -> tuple[int, np.ndarray]:  # fmt: skip
         """(how many labels leave, their codes per variant): see ``_key_kernel.table_settle``."""
         codes = np.empty((len(keys), len(salts)), np.int64)
-        stop = K.table_settle(self.keys, self.checks, self.vals, keys, checks, lts, plain, salts, watermark, wait,
-                              codes)  # fmt: skip
-        self.count -= int((codes[:stop] >= 0).sum())
-        self._shrink()
+        stop = K.table_settle(self.slots, keys, checks, lts, plain, salts, watermark, wait, codes)
+        if stop:
+            self.count -= int((codes[:stop] >= 0).sum())
+            self._shrink()
         return stop, codes
 
     def _shrink(self) -> None:
-        if 16 * self.count < len(self.vals) and len(self.vals) > 1024:
+        if 16 * self.count < self.capacity and self.capacity > 1024:
             self._resize(self.count)
 
     def _resize(self, need: int) -> None:
         cap = 1024
         while cap < 2 * need:
             cap *= 2
-        old_k, old_c, old_v = self.keys, self.checks, self.vals
-        self.keys = np.zeros(cap, np.int64)
-        self.checks = np.zeros(cap, np.int64)
-        self.vals = np.full(cap, -1, np.int64)
-        K.table_fill(self.keys, self.checks, self.vals, old_k, old_c, old_v)
+        old, self.slots = self.slots, _empty(cap)
+        K.table_fill(self.slots, old)
+
+
+def _empty(capacity: int) -> np.ndarray:
+    slots = np.zeros((capacity, 3), np.int64)
+    slots[:, 2] = -1
+    return slots

@@ -118,11 +118,14 @@ def _values(shape: LabelShape, base: np.ndarray, nums: np.ndarray, kinds: np.nda
     if shape.text:
         return K.gather(buf, spans[tok]).tobytes().decode("ascii").split("\x00")
     k = kinds[tok]
-    values: list[Any] = nums[tok].tolist()
     if (k == K.FLOAT).all():
-        return values
+        return nums[tok].tolist()  # type: ignore[no-any-return]
+    if (k == K.INT).all():  # the scan took only integers a float holds exactly
+        return nums[tok].astype(np.int64).tolist()  # type: ignore[no-any-return]
+    if ((k == K.TRUE) | (k == K.FALSE)).all():
+        return (k == K.TRUE).tolist()  # type: ignore[no-any-return]
     out: list[Any] = []
-    for v, kind in zip(values, k.tolist(), strict=True):
+    for v, kind in zip(nums[tok].tolist(), k.tolist(), strict=True):
         out.append(v if kind == K.FLOAT else int(v) if kind == K.INT else kind == K.TRUE)
     return out
 

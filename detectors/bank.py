@@ -844,9 +844,9 @@ class MonitorBank:
                 if s.kind == "numeric":
                     arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
         arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
-        arrays["marks"] = mon.marks
+        arrays["marks"] = mon.marks_state()
         if mon.joined:
-            arrays["joined_marks"] = mon.joined_marks
+            arrays["joined_marks"] = mon.marks_state(outcomes=True)
         return pack(mon.to_meta(), arrays)
 
     def restore(self, blob: bytes) -> Key:
@@ -873,7 +873,7 @@ class MonitorBank:
         if key in self.monitors:
             raise SnapshotError(f"monitor {key} already exists in this bank")
         mon = Monitor(key, self.config.settings_for(*key), position=int(meta["position"]), version=meta["version"])
-        mon.marks = arrays["marks"]
+        mon.restore_marks(arrays["marks"])
         mon.summary_start_pos, mon.summary_start_ts = meta["summary"]
         mon.latencies = arrays["latencies"].tolist()
         for i, sm in enumerate(meta["signals"]):
@@ -913,7 +913,7 @@ class MonitorBank:
         mon.fired = [(int(ts), str(aid)) for ts, aid in meta.get("fired", ())]
         mon.joined = int(meta.get("joined", 0))
         if "joined_marks" in arrays:
-            mon.joined_marks = arrays["joined_marks"]
+            mon.restore_marks(arrays["joined_marks"], outcomes=True)
         self.monitors[key] = mon
         self._track(key)
         return key

@@ -113,6 +113,21 @@ class Monitor:
             marks[slots, 0] = p
             marks[slots, 1] = ts[first::MARK_STRIDE]
 
+    def marks_state(self, outcomes: bool = False) -> np.ndarray:
+        """The ring's used rows (a snapshot writes these, not the 16 KB ring)."""
+        marks = self.joined_marks if outcomes else self.marks
+        return marks[marks[:, 0] >= 0]
+
+    def restore_marks(self, rows: np.ndarray, outcomes: bool = False) -> None:
+        """The ring from :meth:`marks_state` (or from a whole ring, as older snapshots hold it)."""
+        ring = np.full((_MARKS, 2), -1, np.int64)
+        rows = rows[rows[:, 0] >= 0]
+        ring[(rows[:, 0] // MARK_STRIDE) % _MARKS] = rows
+        if outcomes:
+            self.joined_marks = ring
+        else:
+            self.marks = ring
+
     def ts_at(self, position: int, outcomes: bool = False) -> int:
         """Event time at the last marked position at or before ``position`` (the oldest kept
         mark when the position is older than the ring: 64 k events)."""

@@ -219,3 +219,22 @@ def test_warm_kernels_compiles_every_kernel_a_real_run_uses() -> None:
     res = subprocess.run([sys.executable, "-c", _WARM_CHECK], cwd=Path(__file__).parent.parent, capture_output=True,
                          text=True, timeout=300, check=False)  # fmt: skip
     assert res.returncode == 0, res.stderr[-3000:]
+
+
+def test_a_snapshot_writes_the_used_marks_only_and_reads_a_whole_ring() -> None:
+    from detectors.snapshot import pack, unpack
+
+    b = bank()
+    in_batches(b, stream(5_000), 1000)
+    key = next(iter(b.monitors))
+    mon = b.monitors[key]
+    meta, arrays = unpack(b.snapshot(key))
+    assert 0 < arrays["marks"].shape[0] < mon.marks.shape[0]
+    back = bank()
+    back.restore(b.snapshot(key))
+    assert np.array_equal(back.monitors[key].marks, mon.marks)
+    arrays["marks"] = mon.marks  # the whole ring, as snapshots held it before
+    old = bank()
+    old.restore(pack(meta, arrays))
+    assert np.array_equal(old.monitors[key].marks, mon.marks)
+    assert [old.monitors[key].ts_at(p) for p in range(0, 900, 37)] == [mon.ts_at(p) for p in range(0, 900, 37)]

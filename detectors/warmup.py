@@ -13,6 +13,7 @@ import numpy as np
 
 from .bank import MonitorBank
 from .config import EngineConfig
+from .keys import KeyTable, request_keys, span_keys
 
 __all__ = ["warm_kernels"]
 
@@ -50,4 +51,19 @@ def warm_kernels() -> float:
     for key in bank.monitors:
         fresh.restore(bank.snapshot(key))
     fresh.process(events[:10])
+    _warm_join()
     return time.perf_counter() - t0
+
+
+def _warm_join() -> None:
+    """The label join's kernels: request keys, and every operation of the key table."""
+    keys, checks = request_keys(["a", "b"])
+    span_keys(np.frombuffer(b"ab", np.uint8), np.array([[0, 1], [1, 2]], np.int64))
+    table = KeyTable()
+    codes = np.arange(2, dtype=np.int64)
+    table.put(keys, checks, codes)
+    table.find(keys, checks)
+    table.settle(keys, checks, codes, np.ones(2, np.bool_), np.zeros(1, np.int64), 0, 0)
+    table.put(keys, checks, codes)
+    table.remove(keys, codes)
+    table._resize(4096)  # the fill kernel

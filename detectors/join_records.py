@@ -42,8 +42,8 @@ def head_record(join: LabelJoin) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     meta["waiting"] = {"labels": labels, "inline": inline}
     notes = [n for s in join.segments for n in s.removed]
     nk = np.array([k for k, _ in notes], np.int64)
-    nv = np.array([join.variants.index(v) for _, v in notes], np.int64)
-    return meta, {"wk": keys, "wc": checks, "wt": lts, "nk": nk, "nv": nv}
+    nv = np.array([join.variants.index(v) for _, v in notes], np.uint8 if len(join.variants) < 256 else np.int64)
+    return meta, {"wk": keys, "wc": checks.astype(np.uint32), "wt": lts, "nk": nk, "nv": nv}
 
 
 def segment_record(join: LabelJoin, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -54,7 +54,12 @@ def segment_record(join: LabelJoin, seg_id: int) -> tuple[dict[str, Any], dict[s
     for variant, col in seg.entries.items():
         if col:
             i = len(meta["variants"])
-            arrays[f"k{i}"], arrays[f"c{i}"], arrays[f"ts{i}"], preds = col.columns()
+            arrays[f"k{i}"], checks, ts, preds = col.columns()
+            arrays[f"c{i}"] = checks.astype(np.uint32)
+            base = int(ts.min())
+            if int(ts.max()) - base < 2**32:  # event times as offsets from the first: 4 bytes each
+                arrays[f"tb{i}"], ts = np.array([base], np.int64), (ts - base).astype(np.uint32)
+            arrays[f"ts{i}"] = ts
             meta["variants"].append(variant)
             if type(preds) is np.ndarray:  # floats go as an array: exact and compact
                 arrays[f"p{i}"] = preds
@@ -109,7 +114,10 @@ def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[i
         else:
             keys, checks = arrays[f"k{i}"], arrays[f"c{i}"]
         values = arrays[f"p{i}"] if preds is None else preds
-        entries[str(variant)] = Column.of(keys, checks, arrays[f"ts{i}"], values)
+        ts = arrays[f"ts{i}"].astype(np.int64)
+        if f"tb{i}" in arrays:
+            ts += arrays[f"tb{i}"][0]
+        entries[str(variant)] = Column.of(keys, checks.astype(np.int64), ts, values)
     return int(meta["segment"]), int(meta["gen"]), entries
 
 

@@ -17,7 +17,24 @@ import orjson
 __all__ = ["SnapshotError", "pack", "unpack"]
 
 _MAGIC = b"DSS1"
-_DTYPES: dict[str, np.dtype[Any]] = {"f8": np.dtype("<f8"), "i8": np.dtype("<i8"), "u1": np.dtype("u1")}
+_DTYPES: dict[str, np.dtype[Any]] = {
+    "f8": np.dtype("<f8"), "i8": np.dtype("<i8"), "u1": np.dtype("u1"), "u4": np.dtype("<u4"),
+}  # fmt: skip
+
+
+def _kind(arr: np.ndarray) -> str:
+    """The container's type for an array: booleans and bytes as u1, other unsigned integers of
+    up to 4 bytes as u4, all other integers as i8, floats as f8."""
+    k = arr.dtype.kind
+    if k == "f":
+        return "f8"
+    if k == "b" or (k == "u" and arr.dtype.itemsize == 1):
+        return "u1"
+    if k == "u" and arr.dtype.itemsize <= 4:
+        return "u4"
+    if k in "iu":
+        return "i8"
+    raise SnapshotError(f"cannot store an array of {arr.dtype}")
 
 
 class SnapshotError(ValueError):
@@ -25,11 +42,11 @@ class SnapshotError(ValueError):
 
 
 def pack(meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> bytes:
-    """Encode JSON-able ``meta`` and named arrays (float64, int64 or uint8)."""
+    """Encode JSON-able ``meta`` and named arrays (float64, int64, uint32 or uint8; see :func:`_kind`)."""
     specs = []
     blobs = []
     for name, arr in (arrays or {}).items():
-        kind = {"f": "f8", "i": "i8", "u": "u1", "b": "u1"}[arr.dtype.kind]
+        kind = _kind(arr)
         data = np.ascontiguousarray(arr, dtype=_DTYPES[kind])
         specs.append([name, kind, list(data.shape)])
         blobs.append(data.tobytes())

@@ -76,6 +76,13 @@ def test_columns_and_of_round_trip_the_live_rows(preds: list[object]) -> None:
 
 
 def test_a_segment_record_keeps_request_keys_and_float_predictions_as_arrays_and_reads_older_forms() -> None:
+    far = Column()  # event times more than 2**32 ms apart stay int64
+    put(far, ["x", "y"], ts_of(0, 2**33), [0.5, 0.5])
+    j = LabelJoin(LabelSettings(join="always"))
+    j.segments = [Segment(0, 1, {"primary": far})]
+    meta, arrays = unpack(pack(*j.segment_state(0)))
+    assert "tb0" not in arrays and arrays["ts0"].tolist() == [0, 2**33]
+    assert LabelJoin.read_segment(meta, arrays) == (0, 1, {"primary": far})
     c, s = Column(), Column()
     put(c, ["a", "b"], ts_of(1, 2), [0.1, 0.2])
     put(s, ["a"], ts_of(1), ["spam"])
@@ -83,9 +90,10 @@ def test_a_segment_record_keeps_request_keys_and_float_predictions_as_arrays_and
     j.segments = [Segment(0, 7, {"primary": c, "canary": s})]
     meta, arrays = unpack(pack(*j.segment_state(0)))
     assert meta["predictions"] == [None, ["spam"]] and arrays["p0"].tolist() == [0.1, 0.2]
-    assert arrays["k0"].tolist() == keys("a", "b") and arrays["ts1"].tolist() == [1]
+    assert arrays["k0"].tolist() == keys("a", "b") and arrays["c0"].dtype == np.uint32
+    assert arrays["tb0"].tolist() == [1] and arrays["ts0"].tolist() == [0, 1] and arrays["ts0"].dtype == np.uint32
     assert LabelJoin.read_segment(meta, arrays) == (0, 7, {"primary": c, "canary": s})
     # the form written before request keys: the request ids, and floats in the JSON list
     old = {**meta, "rids": [["a", "b"], ["a"]], "predictions": [[0.1, 0.2], ["spam"]]}
-    old_arrays = {"ts0": arrays["ts0"], "ts1": arrays["ts1"]}
+    old_arrays = {"ts0": np.array([1, 2], np.int64), "ts1": np.array([1], np.int64)}
     assert LabelJoin.read_segment(old, old_arrays) == (0, 7, {"primary": c, "canary": s})

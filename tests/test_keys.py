@@ -25,7 +25,8 @@ def test_a_request_id_has_the_same_key_from_its_bytes_and_from_its_string(rids: 
 def test_keys_and_checks_differ_between_nearby_ids() -> None:
     rids = [f"q{i}" for i in range(200_000)] + ["", "a", "b", "ab", "ba", "é", "e\u0301"]
     k, c = request_keys(rids)
-    assert len(set(k.tolist())) == len(rids) and len(set(c.tolist())) == len(rids)
+    assert len(set(k.tolist())) == len(rids) and c.min() >= 0 and c.max() < 2**32  # checks: 32 bits
+    assert len(set(c.tolist())) > len(rids) - 30  # ~5 pairs share a check among 200,000 (birthday bound)
     assert len(set(zip(k.tolist(), c.tolist(), strict=True))) == len(rids)
 
 

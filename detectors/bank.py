@@ -154,7 +154,7 @@ class MonitorBank:
             if join is None:
                 self.joins.unmatched += len(lb)
                 continue
-            join.label_columns(*span_keys(*lb.request_id_bytes()), lb.labels, lb.ts, self.joins)
+            join.label_columns(*_block_keys(lb), lb.labels, lb.ts, self.joins)
             joins.add((lb.model, lb.stage))
         if labels:
             self._queue_labels(labels, joins)

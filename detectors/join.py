@@ -25,8 +25,8 @@ nothing. Labels older than that cannot meet their predictions and count as unmat
 Kept predictions live in segments of ``SEGMENT_SIZE`` in arrival order, each a state record of
 its own next to the join's small head record: a checkpoint writes the segments that changed
 (the newest, and the ones the TTL or the cap touched), not all of a stage's up to
-``max_pending`` predictions. Requests are found by key (see ``detectors.keys``) through one table per
-variant; a repeated request_id replaces the prediction kept for it. The prediction a label
+``max_pending`` predictions. Requests are found by key (``detectors.keys``) through one table
+per join; a repeated request_id replaces the prediction kept for it. The prediction a label
 takes is noted in the head record instead of rewriting its segment (labels come
 hours late, each in another old segment). Each checkpoint that writes the head pays again for
 every note in it, so the segment is written anew once the notes written so far outweigh its

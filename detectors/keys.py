@@ -29,9 +29,9 @@ def request_keys(rids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     if not rids:
         return _EMPTY, _EMPTY
     lens = np.fromiter(map(len, rids), np.int64, len(rids))
-    raw = "".join(rids).encode()
+    raw = "".join(rids).encode("utf-8", "surrogatepass")  # no id from JSON has a lone surrogate; never raise
     if len(raw) != int(lens.sum()):  # not all ASCII: lengths in bytes, one string at a time
-        parts = [r.encode() for r in rids]
+        parts = [r.encode("utf-8", "surrogatepass") for r in rids]
         lens = np.fromiter(map(len, parts), np.int64, len(parts))
         raw = b"".join(parts)
     spans = np.empty((len(rids), 2), np.int64)

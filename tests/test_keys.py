@@ -22,6 +22,11 @@ def test_a_request_id_has_the_same_key_from_its_bytes_and_from_its_string(rids: 
     assert [request_key(r) for r in rids] == list(zip(k2.tolist(), c2.tolist(), strict=True))
 
 
+def test_an_id_with_a_lone_surrogate_still_gets_a_key() -> None:
+    k, c = request_keys(["a\ud800", "a"])
+    assert k[0] != k[1] and request_key("a\ud800") == (int(k[0]), int(c[0]))
+
+
 def test_keys_and_checks_differ_between_nearby_ids() -> None:
     rids = [f"q{i}" for i in range(200_000)] + ["", "a", "b", "ab", "ba", "é", "e\u0301"]
     k, c = request_keys(rids)

@@ -14,13 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import orjson
 
 from . import _scan_kernel as K
+from .batch_scan import (
+    ShapeCache,
+    check_templates,
+    group_rows,
+    lengths,
+    rebuild,
+    scan_batch,
+    settle_by,
+    span_text,
+    strings,
+    token,
+)
 from .codec import MAX_EVENT_BYTES, MAX_FEATURES, MAX_STRING, PredictionEvent, decode
 
 __all__ = ["EventBlock", "Shape", "decode_blocks", "settle", "shape_of", "warm_scan"]
@@ -48,23 +60,6 @@ class Shape:
     text: frozenset[str]  # the features whose values are strings
 
 
-def _rebuild(skeleton: bytes) -> bytes:
-    """The skeleton as JSON, each marker replaced by ``[kind, token index]``."""
-    out = bytearray()
-    k = 0
-    for c in skeleton:
-        if c in (K.NUMBER, K.STRING):
-            out += b"[%d,%d]" % (c, k)
-            k += 1
-        else:
-            out.append(c)
-    return bytes(out)
-
-
-def _token(v: object, kind: int) -> int | None:
-    return v[1] if type(v) is list and v[0] == kind else None
-
-
 _OPTIONAL = (("ts", K.NUMBER), ("variant", K.STRING), ("version", K.STRING), ("event_id", K.STRING),
              ("request_id", K.STRING), ("prediction", K.NUMBER), ("latency_ms", K.NUMBER),
              ("schema_version", K.NUMBER))  # fmt: skip
@@ -74,19 +69,19 @@ def shape_of(skeleton: bytes) -> Shape | None:
     """Read a template; None unless every message of it is an ordinary event.
 
     Duplicate keys resolve as orjson resolves them in the message itself (the last wins)."""
-    obj = orjson.loads(_rebuild(skeleton))
+    obj = orjson.loads(rebuild(skeleton))
     if "label" in obj:
         return None
-    model, stage = _token(obj.get("model"), K.STRING), _token(obj.get("stage"), K.STRING)
+    model, stage = token(obj.get("model"), K.STRING), token(obj.get("stage"), K.STRING)
     feats = obj.get("features")
     if model is None or stage is None or type(feats) is not dict or len(feats) > MAX_FEATURES:
         return None
     toks: list[int] = []
     text: list[str] = []
     for name, v in feats.items():
-        t = _token(v, K.NUMBER)  # a number, or null/true/false: the scan's kinds tell them apart
+        t = token(v, K.NUMBER)  # a number, or null/true/false: the scan's kinds tell them apart
         if t is None:
-            t = _token(v, K.STRING)
+            t = token(v, K.STRING)
             text.append(name)
         if t is None or not 0 < len(name) <= MAX_STRING:
             return None
@@ -96,7 +91,7 @@ def shape_of(skeleton: bytes) -> Shape | None:
         if field not in obj:
             found[field] = -1
             continue
-        t = _token(obj[field], kind)
+        t = token(obj[field], kind)
         if t is None:
             return None
         found[field] = t
@@ -104,16 +99,8 @@ def shape_of(skeleton: bytes) -> Shape | None:
                  latency=found.pop("latency_ms"), schema_version=found.pop("schema_version"), **found)  # fmt: skip
 
 
-_SHAPES: dict[bytes, Shape | None] = {}
-
-
-def _cached_shape(skeleton: bytes) -> Shape | None:
-    shape = _SHAPES.get(skeleton, False)
-    if shape is False:
-        if len(_SHAPES) >= 4096:
-            _SHAPES.clear()
-        shape = _SHAPES[skeleton] = shape_of(skeleton)
-    return shape  # type: ignore[return-value]
+_shape = ShapeCache(shape_of, 4096)
+_KEY = attrgetter("model", "stage", "variant")
 
 
 class EventBlock:
@@ -167,8 +154,7 @@ class EventBlock:
         return self._strings(self._text_spans[name])
 
     def _strings(self, spans: np.ndarray) -> list[str]:
-        joined = K.gather(np.frombuffer(self._buf, np.uint8), spans)
-        return joined.tobytes().decode("ascii").split("\x00")
+        return strings(np.frombuffer(self._buf, np.uint8), spans)
 
     def predictions(self) -> list[Any]:
         """Each event's prediction as the codec gives it: a float, an int or None."""
@@ -205,14 +191,6 @@ class EventBlock:
         return out
 
 
-def _text(buf: bytes, spans: np.ndarray, tok: int) -> str:
-    return buf[spans[tok, 0] : spans[tok, 1]].decode("ascii")
-
-
-def _lengths(spans: np.ndarray, toks: np.ndarray) -> np.ndarray:
-    return spans[toks, 1] - spans[toks, 0]  # type: ignore[no-any-return]
-
-
 def _valid(shape: Shape, base: np.ndarray, nums: np.ndarray, kinds: np.ndarray, spans: np.ndarray,
            fallback: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Which messages of one template pass the codec's value rules, and their event times."""
@@ -220,7 +198,7 @@ def _valid(shape: Shape, base: np.ndarray, nums: np.ndarray, kinds: np.ndarray, 
     for tok, lo in ((shape.model, 1), (shape.stage, 1), (shape.variant, 1), (shape.version, 0), (shape.event_id, 0),
                     (shape.request_id, 0)):  # fmt: skip
         if tok >= 0:
-            n = _lengths(spans, base + tok)
+            n = lengths(spans, base + tok)
             ok &= (n >= lo) & (n <= MAX_STRING)
     for tok in (shape.ts, shape.latency, shape.schema_version):  # numbers, not null or booleans
         if tok >= 0:
@@ -252,37 +230,19 @@ def decode_blocks(
     owner = np.full(n, -1, np.int64)
     if not n:
         return [], owner
-    lens = np.fromiter(map(len, values), np.int64, n)
-    big = lens > max_bytes
-    scanned = [b"" if len(v) > max_bytes else v for v in values] if big.any() else values  # never scanned
-    lens[big] = 0
-    ends = np.cumsum(lens)
-    raw = b"".join(scanned)
-    buf = np.frombuffer(raw, np.uint8)
-    template, first, nums, kinds, spans, skel, bounds, counts = K.scan(buf, ends - lens, ends)
-    template[big] = -1
-    ts_all = np.zeros(n, np.int64)
-    shapes: list[Shape | None] = []
-    for t in range(counts.shape[0]):
-        shape = _cached_shape(skel[bounds[t] : bounds[t + 1]].tobytes())
-        shapes.append(shape)
-        rows = np.flatnonzero(template == t)
-        if shape is None:
-            template[rows] = -1
-            continue
-        ok, ts = _valid(shape, first[rows], nums, kinds, spans, fallback, rows)
-        ts_all[rows] = ts
-        template[rows[~ok]] = -1
+    sc = scan_batch(values, max_bytes)
+    raw, template, first, nums, kinds, spans = sc.raw, sc.template, sc.first, sc.nums, sc.kinds, sc.spans
+    shapes, ts_all = check_templates(
+        sc, _shape, lambda shape, rows: _valid(shape, first[rows], nums, kinds, spans, fallback, rows)
+    )
     good = np.flatnonzero(template >= 0)
     if not good.shape[0]:
         return [], owner
     tg = template[good]
     offs = np.array([[s.model, s.stage, s.variant] if s else [0, 0, 0] for s in shapes], np.int64)[tg]
     parts = np.where(offs >= 0, first[good][:, None] + offs, -1)
-    gid, reps = K.intern_keys(buf, spans, parts)
+    gid, reps, order, cuts = group_rows(sc, good, parts)
     mixed = np.bincount(gid, weights=tg != tg[reps][gid], minlength=reps.shape[0]) > 0
-    order = np.argsort(gid, kind="stable")
-    cuts = np.searchsorted(gid[order], np.arange(reps.shape[0] + 1))
     blocks: list[EventBlock] = []
     for g in range(reps.shape[0]):
         if mixed[g]:
@@ -292,15 +252,15 @@ def decode_blocks(
         assert shape is not None
         base = first[rows]
         r = rows[-1]
-        key = (_text(raw, spans, first[r] + shape.model), _text(raw, spans, first[r] + shape.stage),
-               _text(raw, spans, first[r] + shape.variant) if shape.variant >= 0 else "primary")  # fmt: skip
+        key = (span_text(raw, spans, first[r] + shape.model), span_text(raw, spans, first[r] + shape.stage),
+               span_text(raw, spans, first[r] + shape.variant) if shape.variant >= 0 else "primary")  # fmt: skip
         block = nums[np.array(shape.features, np.int64)[:, None] + base[None, :]]
         text = {}
         for j, name in enumerate(shape.names):
             if name in shape.text:
                 text[name] = spans[base + shape.features[j]]
                 block[j] = np.nan  # not a number: a numeric signal of it takes whole events
-        version = _text(raw, spans, first[r] + shape.version) if shape.version >= 0 else None
+        version = span_text(raw, spans, first[r] + shape.version) if shape.version >= 0 else None
         pred = nums[base + shape.prediction] if shape.prediction >= 0 else None
         pred_kinds = kinds[base + shape.prediction] if shape.prediction >= 0 else None
         lat = nums[base + shape.latency] if shape.latency >= 0 else None
@@ -317,15 +277,7 @@ def settle(
     """Events and blocks with no key in both: ``decoded`` are (row, event) pairs the caller
     decoded itself (messages the scan left to it). A block whose key is among them is decoded
     too and merged by row, so each key's events stay in stream order."""
-    keys = {(e.model, e.stage, e.variant) for _, e in decoded}
-    clash = [b for b in blocks if (b.model, b.stage, b.variant) in keys]
-    if not clash:
-        return [e for _, e in decoded], list(blocks)
-    merged = list(decoded)
-    for b in clash:
-        merged.extend(zip(b.rows.tolist(), b.events(), strict=True))
-    merged.sort(key=itemgetter(0))
-    return [e for _, e in merged], [b for b in blocks if (b.model, b.stage, b.variant) not in keys]
+    return settle_by(blocks, decoded, _KEY)
 
 
 def warm_scan() -> None:

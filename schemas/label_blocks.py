@@ -13,14 +13,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 import orjson
 
 from . import _scan_kernel as K
-from .blocks import _lengths, _rebuild, _text, _token
+from .batch_scan import (
+    Scan,
+    ShapeCache,
+    check_templates,
+    group_rows,
+    lengths,
+    rebuild,
+    scan_batch,
+    settle_by,
+    span_text,
+    strings,
+    token,
+)
 from .codec import MAX_EVENT_BYTES, MAX_STRING
 from .labels import LabelEvent, decode_label
 
@@ -45,31 +57,23 @@ class LabelShape:
 
 def label_shape_of(skeleton: bytes) -> LabelShape | None:
     """Read a template; None unless every message of it is a label naming its stage."""
-    obj = orjson.loads(_rebuild(skeleton))
+    obj = orjson.loads(rebuild(skeleton))
     if not set(obj) <= _FIELDS:
         return None
-    rid, model, stage = (_token(obj.get(f), K.STRING) for f in ("request_id", "model", "stage"))
-    label = _token(obj.get("label"), K.NUMBER)
+    rid, model, stage = (token(obj.get(f), K.STRING) for f in ("request_id", "model", "stage"))
+    label = token(obj.get("label"), K.NUMBER)
     text = label is None
     if text:
-        label = _token(obj.get("label"), K.STRING)
-    ts = _token(obj.get("ts"), K.NUMBER) if "ts" in obj else -1
-    sv = _token(obj.get("schema_version"), K.NUMBER) if "schema_version" in obj else -1
+        label = token(obj.get("label"), K.STRING)
+    ts = token(obj.get("ts"), K.NUMBER) if "ts" in obj else -1
+    sv = token(obj.get("schema_version"), K.NUMBER) if "schema_version" in obj else -1
     if rid is None or model is None or stage is None or label is None or ts is None or sv is None:
         return None
     return LabelShape(rid, label, text, ts, model, stage, sv)
 
 
-_SHAPES: dict[bytes, LabelShape | None] = {}
-
-
-def _cached_shape(skeleton: bytes) -> LabelShape | None:
-    shape = _SHAPES.get(skeleton, False)
-    if shape is False:
-        if len(_SHAPES) >= 1024:
-            _SHAPES.clear()
-        shape = _SHAPES[skeleton] = label_shape_of(skeleton)
-    return shape  # type: ignore[return-value]
+_shape = ShapeCache(label_shape_of, 1024)
+_STAGE = attrgetter("model", "stage")
 
 
 class LabelBlock:
@@ -95,8 +99,7 @@ class LabelBlock:
         return np.frombuffer(self._buf, np.uint8), self._rid_spans
 
     def request_ids(self) -> list[str]:
-        joined = K.gather(np.frombuffer(self._buf, np.uint8), self._rid_spans)
-        return joined.tobytes().decode("ascii").split("\x00")
+        return strings(np.frombuffer(self._buf, np.uint8), self._rid_spans)
 
     def raws(self) -> list[bytes]:
         """The messages themselves (to forward to another process's home)."""
@@ -116,7 +119,7 @@ def _values(shape: LabelShape, base: np.ndarray, nums: np.ndarray, kinds: np.nda
             spans: np.ndarray) -> list[Any]:  # fmt: skip
     tok = base + shape.label
     if shape.text:
-        return K.gather(buf, spans[tok]).tobytes().decode("ascii").split("\x00")
+        return strings(buf, spans[tok])
     k = kinds[tok]
     if (k == K.FLOAT).all():
         return nums[tok].tolist()  # type: ignore[no-any-return]
@@ -130,6 +133,28 @@ def _values(shape: LabelShape, base: np.ndarray, nums: np.ndarray, kinds: np.nda
     return out
 
 
+def _valid(shape: LabelShape, sc: Scan, fallback: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which labels of one template pass ``decode_label``'s value rules, and their times."""
+    base, nums, kinds = sc.first[rows], sc.nums, sc.kinds
+    ok = np.ones(rows.shape[0], bool)
+    for tok in (shape.request_id, shape.model, shape.stage):
+        m = lengths(sc.spans, base + tok)
+        ok &= (m >= 1) & (m <= MAX_STRING)
+    if not shape.text:  # a number or a boolean, not null; an integer a float holds exactly
+        k = kinds[base + shape.label]
+        ok &= (k != K.NULL) & ((k != K.INT) | (np.abs(nums[base + shape.label]) < _MAX_EXACT))
+    if shape.ts >= 0:
+        v = nums[base + shape.ts]
+        ok &= (kinds[base + shape.ts] <= K.INT) & (v >= 0) & (v < _MAX_EXACT)
+        ts = np.where(ok, v, 0).astype(np.int64)
+    else:
+        ts = fallback[rows]
+        ok &= ts >= 0
+    if shape.schema_version >= 0:
+        ok &= (kinds[base + shape.schema_version] == K.INT) & (nums[base + shape.schema_version] == 1)
+    return ok, ts
+
+
 def decode_label_blocks(
     values: Sequence[bytes], fallback: np.ndarray, max_bytes: int = MAX_EVENT_BYTES
 ) -> tuple[list[LabelBlock], np.ndarray]:
@@ -140,50 +165,16 @@ def decode_label_blocks(
     owner = np.full(n, -1, np.int64)
     if not n:
         return [], owner
-    lens = np.fromiter(map(len, values), np.int64, n)
-    big = lens > max_bytes
-    lens[big] = 0
-    ends = np.cumsum(lens)
-    raw = b"".join([b"" if len(v) > max_bytes else v for v in values] if big.any() else values)
-    buf = np.frombuffer(raw, np.uint8)
-    template, first, nums, kinds, spans, skel, bounds, counts = K.scan(buf, ends - lens, ends)
-    template[big] = -1
-    ts_all = np.zeros(n, np.int64)
-    shapes: list[LabelShape | None] = []
-    for t in range(counts.shape[0]):
-        shape = _cached_shape(skel[bounds[t] : bounds[t + 1]].tobytes())
-        shapes.append(shape)
-        rows = np.flatnonzero(template == t)
-        if shape is None:
-            template[rows] = -1
-            continue
-        base = first[rows]
-        ok = np.ones(rows.shape[0], bool)
-        for tok in (shape.request_id, shape.model, shape.stage):
-            m = _lengths(spans, base + tok)
-            ok &= (m >= 1) & (m <= MAX_STRING)
-        if not shape.text:  # a number or a boolean, not null; an integer a float holds exactly
-            k = kinds[base + shape.label]
-            ok &= (k != K.NULL) & ((k != K.INT) | (np.abs(nums[base + shape.label]) < _MAX_EXACT))
-        if shape.ts >= 0:
-            v = nums[base + shape.ts]
-            ok &= (kinds[base + shape.ts] <= K.INT) & (v >= 0) & (v < _MAX_EXACT)
-            ts_all[rows] = np.where(ok, v, 0).astype(np.int64)
-        else:
-            ts_all[rows] = fallback[rows]
-            ok &= fallback[rows] >= 0
-        if shape.schema_version >= 0:
-            ok &= (kinds[base + shape.schema_version] == K.INT) & (nums[base + shape.schema_version] == 1)
-        template[rows[~ok]] = -1
+    sc = scan_batch(values, max_bytes)
+    raw, buf, template, first, nums, kinds, spans = sc.raw, sc.buf, sc.template, sc.first, sc.nums, sc.kinds, sc.spans
+    shapes, ts_all = check_templates(sc, _shape, lambda shape, rows: _valid(shape, sc, fallback, rows))
     good = np.flatnonzero(template >= 0)
     if not good.shape[0]:
         return [], owner
     tg = template[good]
     offs = np.array([[s.model, s.stage, -1] if s else [0, 0, -1] for s in shapes], np.int64)[tg]
     parts = np.where(offs >= 0, first[good][:, None] + offs, -1)
-    gid, reps = K.intern_keys(buf, spans, parts)
-    order = np.argsort(gid, kind="stable")
-    cuts = np.searchsorted(gid[order], np.arange(reps.shape[0] + 1))
+    _, reps, order, cuts = group_rows(sc, good, parts)
     blocks: list[LabelBlock] = []
     for g in range(reps.shape[0]):
         at = order[cuts[g] : cuts[g + 1]]
@@ -202,7 +193,7 @@ def decode_label_blocks(
                 labels[i] = v
             rid_spans[mine] = spans[base + shape.request_id]
         owner[rows] = len(blocks)
-        model, stage = _text(raw, spans, first[r] + shape0.model), _text(raw, spans, first[r] + shape0.stage)
+        model, stage = span_text(raw, spans, first[r] + shape0.model), span_text(raw, spans, first[r] + shape0.stage)
         blocks.append(LabelBlock(model, stage, rows, ts_all[rows], labels, values, raw, rid_spans, max_bytes))
     return blocks, owner
 
@@ -213,12 +204,4 @@ def settle_labels(
     """Labels and blocks with no stage in both (``decoded``: (row, label) pairs the caller
     decoded itself): a block whose stage is among them is decoded too and merged by row, so
     each stage's labels stay in arrival order."""
-    stages = {(lab.model, lab.stage) for _, lab in decoded}
-    clash = [b for b in blocks if (b.model, b.stage) in stages]
-    if not clash:
-        return [lab for _, lab in decoded], list(blocks)
-    merged = list(decoded)
-    for b in clash:
-        merged.extend(zip(b.rows.tolist(), b.events(), strict=True))
-    merged.sort(key=itemgetter(0))
-    return [lab for _, lab in merged], [b for b in blocks if (b.model, b.stage) not in stages]
+    return settle_by(blocks, decoded, _STAGE)

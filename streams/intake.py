@@ -20,16 +20,14 @@ from .settings import RunConfig
 from .state import AheadMonitors
 from .topology import Homes, Topology
 
-__all__ = ["EventIntake"]
+__all__ = ["EventIntake", "ProcessorPart"]
 
 
-class EventIntake:
-    """Mixed into :class:`streams.processor.Processor`, whose state it reads."""
+class ProcessorPart:
+    """What the intake mixins read of :class:`streams.processor.Processor`, which defines it."""
 
     cfg: RunConfig
     banks: dict[int, Any]
-    positions: dict[tuple[str, int], int]
-    topology: Topology
     _homes: Homes
     _counts: dict[str, int]
 
@@ -38,6 +36,13 @@ class EventIntake:
 
     def _dead_letter(self, m: Message, rej: Rejection) -> None:
         raise NotImplementedError
+
+
+class EventIntake(ProcessorPart):
+    """Mixed into :class:`streams.processor.Processor`, whose state it reads."""
+
+    positions: dict[tuple[str, int], int]
+    topology: Topology
 
     def _decode_events(
         self, msgs: list[Message], vals: list[bytes], ts: list[int], tps: list[int], tp_of: list[tuple[str, int]],

@@ -16,27 +16,16 @@ from confluent_kafka import Message
 
 from schemas import LabelBlock, LabelEvent, Rejection, decode_label_blocks, encode_label, settle_labels
 
+from .intake import ProcessorPart
 from .labelroute import LABEL_HEADERS, place
-from .settings import RunConfig
-from .topology import Homes
 
 __all__ = ["LabelIntake"]
 
 
-class LabelIntake:
+class LabelIntake(ProcessorPart):
     """Mixed into :class:`streams.processor.Processor`, whose state it reads."""
 
-    cfg: RunConfig
-    banks: dict[int, Any]
     engine: Any
-    _homes: Homes
-    _counts: dict[str, int]
-
-    def _produce(self, topic: str, value: bytes | None, key: bytes, **kw: Any) -> None:
-        raise NotImplementedError
-
-    def _dead_letter(self, m: Message, rej: Rejection) -> None:
-        raise NotImplementedError
 
     def _decode_labels(
         self, msgs: list[Message], vals: list[bytes], ts: list[int], here: dict[int, list[LabelEvent]],

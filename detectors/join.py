@@ -176,7 +176,7 @@ class LabelJoin:
             if not fresh.any():
                 return
             ks, cs, ts = ks[fresh], cs[fresh], ts[fresh]
-            values = np.asarray(values)[fresh] if type(values) is np.ndarray else [
+            values = values[fresh] if isinstance(values, np.ndarray) else [
                 v for v, f in zip(values, fresh.tolist(), strict=True) if f]  # fmt: skip
         self._keep(variant, ks, cs, ts, values)
 

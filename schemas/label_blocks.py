@@ -175,26 +175,34 @@ def decode_label_blocks(
     offs = np.array([[s.model, s.stage, -1] if s else [0, 0, -1] for s in shapes], np.int64)[tg]
     parts = np.where(offs >= 0, first[good][:, None] + offs, -1)
     _, reps, order, cuts = group_rows(sc, good, parts)
+    # every good label's value and request_id span, one template at a time, then cut by stage
+    vals: list[Any] = [None] * good.shape[0]
+    rid_spans = np.empty((good.shape[0], 2), np.int64)
+    for t in np.unique(tg).tolist():
+        mine = np.flatnonzero(tg == t) if len(shapes) > 1 else np.arange(good.shape[0])
+        shape = shapes[t]
+        assert shape is not None
+        base = first[good[mine]]
+        got = _values(shape, base, nums, kinds, buf, spans)
+        if mine.shape[0] == good.shape[0]:
+            vals = got
+        else:
+            for i, v in zip(mine.tolist(), got, strict=True):
+                vals[i] = v
+        rid_spans[mine] = spans[base + shape.request_id]
+    ordered = [vals[i] for i in order.tolist()]
+    rid_spans, rows_all, offsets = rid_spans[order], good[order], cuts.tolist()
     blocks: list[LabelBlock] = []
     for g in range(reps.shape[0]):
-        at = order[cuts[g] : cuts[g + 1]]
-        rows = good[at]
-        r = rows[-1]
-        shape0 = shapes[tg[at[-1]]]
+        a, b = offsets[g], offsets[g + 1]
+        rows = rows_all[a:b]
+        r = int(rows[-1])
+        shape0 = shapes[int(template[r])]
         assert shape0 is not None
-        labels: list[Any] = [None] * rows.shape[0]
-        rid_spans = np.empty((rows.shape[0], 2), np.int64)
-        for t in np.unique(tg[at]).tolist():  # a stage's labels may come in more than one template
-            mine = np.flatnonzero(tg[at] == t)
-            shape = shapes[t]
-            assert shape is not None
-            base = first[rows[mine]]
-            for i, v in zip(mine.tolist(), _values(shape, base, nums, kinds, buf, spans), strict=True):
-                labels[i] = v
-            rid_spans[mine] = spans[base + shape.request_id]
         owner[rows] = len(blocks)
         model, stage = span_text(raw, spans, first[r] + shape0.model), span_text(raw, spans, first[r] + shape0.stage)
-        blocks.append(LabelBlock(model, stage, rows, ts_all[rows], labels, values, raw, rid_spans, max_bytes))
+        blocks.append(LabelBlock(model, stage, rows, ts_all[rows], ordered[a:b], values, raw, rid_spans[a:b],
+                                 max_bytes))  # fmt: skip
     return blocks, owner
 
 

@@ -1,11 +1,11 @@
 """Compiled kernels of the label join's request keys: hashing request ids, and an
 open-addressing table from a key to the row of its kept prediction.
 
-A request id is kept as two hashes of its UTF-8 bytes: ``key`` (64-bit FNV-1a, finalised with
-murmur3's mix) addresses the table, ``check`` (the top 32 bits of a different multiply-xorshift
-hash) confirms a match. Two request ids collide only if both agree: about one chance in 2^96
-per pair, so a label meets another request's prediction about once in 10^19 labels with a
-million predictions kept. No
+A request id is kept as two hashes of its UTF-8 bytes (``schemas._request_hash``, which the
+batch scan uses too): ``key`` (64-bit FNV-1a, finalised with murmur3's mix) addresses the
+table, ``check`` (the top 32 bits of a different multiply-xorshift hash) confirms a match. Two
+request ids collide only if both agree: about one chance in 2^96 per pair, so a label meets
+another request's prediction about once in 10^19 labels with a million predictions kept. No
 string and no Python object is made per kept prediction; that was most of a labelled stage's
 cost (building 600,000 request-id strings and a dict slot for each took ~0.2 s of the labels
 benchmark's ~1.9 s).
@@ -21,15 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
-_SEED = np.uint64(0x9E3779B97F4A7C15)
-_MUL = np.uint64(0xD6E8FEB86659FD93)
-_M1 = np.uint64(0xFF51AFD7ED558CCD)
-_M2 = np.uint64(0xC4CEB9FE1A85EC53)
-_S29 = np.uint64(29)
-_S32 = np.uint64(32)
-_S33 = np.uint64(33)
+from schemas._request_hash import request_hash
 
 
 @njit(cache=True, nogil=True)
@@ -39,30 +31,7 @@ def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarra
     keys = np.empty(n, np.uint64)
     checks = np.empty(n, np.uint64)
     for i in range(n):
-        h = _FNV_OFFSET
-        g = _SEED
-        a = spans[i, 0]
-        b = spans[i, 1]
-        for j in range(a, b):
-            c = np.uint64(buf[j])
-            h = (h ^ c) * _FNV_PRIME
-            g = (g + c) * _MUL
-            g ^= g >> _S29
-        n = np.uint64(b - a)
-        h ^= n
-        h ^= h >> _S33
-        h *= _M1
-        h ^= h >> _S33
-        h *= _M2
-        h ^= h >> _S33
-        g ^= n * _FNV_PRIME
-        g ^= g >> _S33
-        g *= _M2
-        g ^= g >> _S33
-        g *= _M1
-        g ^= g >> _S33
-        keys[i] = h
-        checks[i] = g >> _S32
+        keys[i], checks[i] = request_hash(buf, spans[i, 0], spans[i, 1])
     return keys, checks
 
 

@@ -11,7 +11,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
 from .join import Column, JoinStats, LabelJoin, Outcome
-from .keys import span_keys
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool, PHDetections
 from .policy import AlertState, alert_id
@@ -72,10 +70,6 @@ def _wrong(preds: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
 def _segment_key(model: str, stage: str, segment: int) -> Key:
     """The state-record key of one join segment."""
     return (model, stage, f"{SEGMENT_KEY}{segment}")
-
-
-def _block_keys(blk: Any) -> tuple[np.ndarray, np.ndarray]:
-    return span_keys(*blk.request_id_bytes())
 
 
 def _now_ms() -> int:
@@ -154,7 +148,8 @@ class MonitorBank:
             if join is None:
                 self.joins.unmatched += len(lb)
                 continue
-            join.label_columns(*_block_keys(lb), lb.labels, lb.ts, self.joins)
+            keys, checks = lb.request_keys()
+            join.label_columns(keys, checks, lb.labels, lb.ts, self.joins)
             joins.add((lb.model, lb.stage))
         if labels:
             self._queue_labels(labels, joins)
@@ -168,7 +163,7 @@ class MonitorBank:
         for blk in blocks:  # no label; predictions kept when they have a request_id
             join = self._joins[(blk.model, blk.stage)]
             if blk.has_request_ids:
-                join.requested(blk.variant, blk.ts, partial(_block_keys, blk), blk.prediction_column)
+                join.requested(blk.variant, blk.ts, blk.request_keys, blk.prediction_column)
             else:
                 join.unlabelled(blk.variant, blk.ts)
             if join.waiting or join.active:

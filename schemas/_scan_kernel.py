@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ._request_hash import request_hash
+
 NUMBER, STRING = 1, 2  # skeleton marker bytes; no valid JSON outside a string holds them
 FLOAT, INT, NULL, TRUE, FALSE, TEXT = 0, 1, 2, 3, 4, 5  # token kinds (a NUMBER token is one of the first five)
 MAX_DEPTH = 8
@@ -28,6 +30,7 @@ _TABLE = 1024  # open-addressing table of skeleton hashes, > 2 x MAX_TEMPLATES
 _POW10 = np.array([10.0**i for i in range(23)])  # exact doubles
 _MAX_EXACT = 2**53
 _MIN_E10, _MAX_E10 = -348, 347
+_RID = np.frombuffer(b"request_id", np.uint8)
 
 
 def _powers() -> tuple[np.ndarray, np.ndarray]:
@@ -112,14 +115,19 @@ def _same(x: np.ndarray, a: int, y: np.ndarray, b: int, n: int) -> bool:
 @njit(cache=True, nogil=True)
 def scan(
     buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+    np.ndarray,
+]:  # fmt: skip
     """Tokenise messages ``buf[starts[i]:ends[i]]``.
 
     Returns ``template`` (per message; -1 = declined), ``first`` (index of its first token),
     the token arrays ``nums`` (number values; null NaN, true 1, false 0), ``kinds`` and
     ``spans`` (byte span of each value token),
     and the batch's templates: skeleton bytes ``skel`` cut by ``skel_bounds``, and ``counts``
-    (tokens per template).
+    (tokens per template). ``rid_keys`` and ``rid_checks`` (per message) are the request-id
+    hash (``_request_hash``) of its top-level ``request_id`` string, the last if there are
+    several (as for ``orjson``), hashed while its bytes are in cache; 0 for none.
 
     One flat loop per byte on purpose: a call to another compiled function costs ~10 ns here,
     even with ``inline="always"``, and a byte costs well under 1 ns (a call per message is
@@ -137,6 +145,8 @@ def scan(
     counts = np.zeros(MAX_TEMPLATES, np.int64)
     table = np.full(_TABLE, -1, np.int32)
     hashes = np.zeros(MAX_TEMPLATES, np.uint64)
+    rid_keys = np.zeros(n, np.uint64)
+    rid_checks = np.zeros(n, np.uint64)
     n_tmpl = 0
     t_all = 0
     guess = 0
@@ -147,6 +157,7 @@ def scan(
         t = t_all
         i = starts[m]
         ok = False
+        is_rid = False
         depth = 0
         state = 5  # 0 key or '}', 1 key, 2 value, 3 ',' or '}', 5 the opening '{'
         while True:
@@ -175,6 +186,7 @@ def scan(
                     skel[s] = 34
                     s += 1
                     i += 1
+                    k0 = i
                     while i < end:
                         c = buf[i]
                         if c == 34 or c == 92 or c < 32 or c >= 128:
@@ -184,6 +196,12 @@ def scan(
                         i += 1
                     if i >= end or c != 34:
                         break
+                    is_rid = depth == 1 and i - k0 == 10
+                    if is_rid:
+                        for q in range(10):
+                            if buf[k0 + q] != _RID[q]:
+                                is_rid = False
+                                break
                     skel[s] = 34
                     s += 1
                     i += 1
@@ -211,6 +229,8 @@ def scan(
                         break
                     spans[t, 0] = i
                     spans[t, 1] = j
+                    if is_rid:
+                        rid_keys[m], rid_checks[m] = request_hash(buf, i, j)
                     nums[t] = 0.0
                     kinds[t] = TEXT
                     t += 1
@@ -369,6 +389,8 @@ def scan(
         skel[: skel_bounds[n_tmpl]],
         skel_bounds[: n_tmpl + 1],
         counts[:n_tmpl],
+        rid_keys,
+        rid_checks,
     )
 
 

@@ -47,6 +47,8 @@ class Scan(NamedTuple):
     skel: np.ndarray
     bounds: np.ndarray
     counts: np.ndarray
+    rid_keys: np.ndarray  # per message: its request_id's key and check (``_request_hash``), int64
+    rid_checks: np.ndarray
 
     def skeleton(self, t: int) -> bytes:
         return self.skel[self.bounds[t] : self.bounds[t + 1]].tobytes()
@@ -62,9 +64,10 @@ def scan_batch(values: Sequence[bytes], max_bytes: int) -> Scan:
     ends = np.cumsum(lens)
     raw = b"".join(scanned)
     buf = np.frombuffer(raw, np.uint8)
-    template, first, nums, kinds, spans, skel, bounds, counts = K.scan(buf, ends - lens, ends)
+    template, first, nums, kinds, spans, skel, bounds, counts, rk, rc = K.scan(buf, ends - lens, ends)
     template[big] = -1
-    return Scan(raw, buf, template, first, nums, kinds, spans, skel, bounds, counts)
+    return Scan(raw, buf, template, first, nums, kinds, spans, skel, bounds, counts, rk.view(np.int64),
+                rc.view(np.int64))  # fmt: skip
 
 
 def rebuild(skeleton: bytes) -> bytes:

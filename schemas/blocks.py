@@ -111,7 +111,8 @@ class EventBlock:
     events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
     need whole events (a new monitor, variant comparisons)."""
 
-    __slots__ = ("_buf", "_fallback", "_max_bytes", "_pred_kinds", "_raws", "_rid_spans", "_text_spans", "latency",
+    __slots__ = ("_buf", "_fallback", "_max_bytes", "_pred_kinds", "_raws", "_rid_keys", "_rid_spans", "_text_spans",
+                 "latency",
                  "model", "names", "prediction", "rows", "stage", "text", "ts", "values", "variant",
                  "version")  # fmt: skip
 
@@ -120,14 +121,14 @@ class EventBlock:
         names: tuple[str, ...], values: np.ndarray, prediction: np.ndarray | None, latency: np.ndarray | None,
         raws: Sequence[bytes], fallback: np.ndarray, buf: bytes = b"", rid_spans: np.ndarray | None = None,
         pred_kinds: np.ndarray | None = None, text_spans: dict[str, np.ndarray] | None = None,
-        max_bytes: int = MAX_EVENT_BYTES,
+        max_bytes: int = MAX_EVENT_BYTES, rid_keys: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:  # fmt: skip
         self.model, self.stage, self.variant = key
         self.version = version
         self.rows, self.ts, self.names, self.values = rows, ts, names, values
         self.prediction, self.latency = prediction, latency
         self._raws, self._fallback, self._max_bytes = raws, fallback, max_bytes
-        self._buf, self._rid_spans, self._pred_kinds = buf, rid_spans, pred_kinds
+        self._buf, self._rid_spans, self._pred_kinds, self._rid_keys = buf, rid_spans, pred_kinds, rid_keys
         self._text_spans = text_spans or {}
         self.text = frozenset(self._text_spans)
 
@@ -143,11 +144,12 @@ class EventBlock:
         assert self._rid_spans is not None
         return self._strings(self._rid_spans)
 
-    def request_id_bytes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(the batch's bytes, each event's request_id span in them): the join hashes them as
-        they are (the scan takes no escape and no non-ASCII byte, so they are the UTF-8)."""
-        assert self._rid_spans is not None
-        return np.frombuffer(self._buf, np.uint8), self._rid_spans
+    def request_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each event's request_id as the label join keys it (``detectors.keys``): hashed by the
+        scan while the bytes were in cache (the scan takes no escape and no non-ASCII byte, so
+        they are the UTF-8)."""
+        assert self._rid_keys is not None
+        return self._rid_keys
 
     def texts(self, name: str) -> list[str]:
         """Each event's value of a feature in :attr:`text`."""
@@ -265,9 +267,10 @@ def decode_blocks(
         pred_kinds = kinds[base + shape.prediction] if shape.prediction >= 0 else None
         lat = nums[base + shape.latency] if shape.latency >= 0 else None
         rids = spans[base + shape.request_id] if shape.request_id >= 0 else None
+        rid_keys = (sc.rid_keys[rows], sc.rid_checks[rows]) if rids is not None else None
         owner[rows] = len(blocks)
         blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback,
-                                 raw, rids, pred_kinds, text, max_bytes))  # fmt: skip
+                                 raw, rids, pred_kinds, text, max_bytes, rid_keys))  # fmt: skip
     return blocks, owner
 
 

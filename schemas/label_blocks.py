@@ -80,23 +80,24 @@ class LabelBlock:
     """One stage's labels of a batch, in arrival order: ``rows`` are their indices in the
     batch, ``ts`` their times, ``labels`` their values as the codec gives them."""
 
-    __slots__ = ("_buf", "_max_bytes", "_raws", "_rid_spans", "labels", "model", "rows", "stage", "ts")
+    __slots__ = ("_buf", "_max_bytes", "_raws", "_rid_keys", "_rid_spans", "labels", "model", "rows", "stage", "ts")
 
     def __init__(
         self, model: str, stage: str, rows: np.ndarray, ts: np.ndarray, labels: list[Any], raws: Sequence[bytes],
-        buf: bytes, rid_spans: np.ndarray, max_bytes: int = MAX_EVENT_BYTES,
+        buf: bytes, rid_spans: np.ndarray, rid_keys: tuple[np.ndarray, np.ndarray], max_bytes: int = MAX_EVENT_BYTES,
     ) -> None:  # fmt: skip
         self.model, self.stage = model, stage
         self.rows, self.ts, self.labels = rows, ts, labels
         self._raws, self._buf, self._rid_spans, self._max_bytes = raws, buf, rid_spans, max_bytes
+        self._rid_keys = rid_keys
 
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
-    def request_id_bytes(self) -> tuple[np.ndarray, np.ndarray]:
-        """(the batch's bytes, each label's request_id span in them): see
-        :meth:`schemas.EventBlock.request_id_bytes`."""
-        return np.frombuffer(self._buf, np.uint8), self._rid_spans
+    def request_keys(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each label's request_id as the label join keys it: see
+        :meth:`schemas.EventBlock.request_keys`."""
+        return self._rid_keys
 
     def request_ids(self) -> list[str]:
         return strings(np.frombuffer(self._buf, np.uint8), self._rid_spans)
@@ -202,7 +203,7 @@ def decode_label_blocks(
         owner[rows] = len(blocks)
         model, stage = span_text(raw, spans, first[r] + shape0.model), span_text(raw, spans, first[r] + shape0.stage)
         blocks.append(LabelBlock(model, stage, rows, ts_all[rows], ordered[a:b], values, raw, rid_spans[a:b],
-                                 max_bytes))  # fmt: skip
+                                 (sc.rid_keys[rows], sc.rid_checks[rows]), max_bytes))  # fmt: skip
     return blocks, owner
 
 

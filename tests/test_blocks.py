@@ -15,7 +15,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from detectors.keys import request_keys, span_keys
+from detectors.keys import request_keys
 from schemas import EventBlock, PredictionEvent, decode, decode_blocks, settle
 from schemas.blocks import shape_of
 
@@ -36,8 +36,8 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
         assert (owner[blk.rows] == b).all()
         assert (np.diff(blk.rows) > 0).all()
         assert blk.values.shape == (len(blk.names), len(blk))
-        if blk.has_request_ids:  # the join hashes the raw bytes: the same keys as the decoded ids
-            keys, checks = span_keys(*blk.request_id_bytes())
+        if blk.has_request_ids:  # the scan hashed the raw bytes: the same keys as the decoded ids
+            keys, checks = blk.request_keys()
             assert (keys.tolist(), checks.tolist()) == tuple(x.tolist() for x in request_keys(blk.request_ids()))
         if isinstance(blk.prediction_column(), np.ndarray):
             assert blk.prediction_column().tolist() == blk.predictions()
@@ -235,6 +235,18 @@ def test_request_ids_and_predictions_come_back_as_the_codec_gives_them() -> None
     assert blocks[0].request_ids() == [f"r{i}" for i in range(5)]
     assert blocks[0].predictions()[:4] == [0.25, 3, None, 0] and type(blocks[0].predictions()[1]) is int
     assert not blocks[0].exact_predictions()  # 2**57 as a float is not the integer: whole events for joins
+
+
+def test_request_keys_are_the_top_level_request_id_the_last_if_repeated() -> None:
+    values = [
+        b'{"model":"m1","stage":"s","features":{"request_id":"n"},"request_id":"a"}',
+        b'{"model":"m2","stage":"s","request_id":"x","features":{},"request_id":"b"}',
+        b'{"request_id":"c","model":"m3","stage":"s","features":{"request_id":"z"}}',
+    ]
+    blocks, owner = check(values, [0] * 3)
+    assert (owner >= 0).all()
+    for blk in blocks:  # check() compares each block's keys with request_keys of its decoded ids
+        assert blk.request_ids() == [{"m1": "a", "m2": "b", "m3": "c"}[blk.model]]
 
 
 def test_settle_keeps_each_key_in_stream_order() -> None:

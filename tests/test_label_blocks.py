@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.keys import request_keys, span_keys
+from detectors.keys import request_keys
 from schemas import LabelEvent, decode_label
 from schemas.label_blocks import LabelBlock, decode_label_blocks, settle_labels
 
@@ -28,7 +28,7 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
         assert (owner[blk.rows] == b).all() and (np.diff(blk.rows) > 0).all()
         assert len(blk.labels) == len(blk) == len(blk.ts)
         rids = blk.request_ids()
-        keys, checks = span_keys(*blk.request_id_bytes())
+        keys, checks = blk.request_keys()
         assert (keys.tolist(), checks.tolist()) == tuple(x.tolist() for x in request_keys(rids))
         for j, row in enumerate(blk.rows.tolist()):
             lab = decode_label(values[row], fallback[row] if fallback[row] >= 0 else None, max_bytes)

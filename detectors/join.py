@@ -321,9 +321,23 @@ class LabelJoin:
         front = self.waiting.front
         labels = self.waiting.labels[front : front + stop]
         codes = codes[:stop]
+        ttl = int(self.settings.ttl_s * 1000)
+        if len(self.variants) == 1 and codes.min() >= 0:  # the common case: each met its one prediction
+            pts, preds = self._take_rows(self.variants[0], codes[:, 0])
+            age = lts - pts
+            if age.max() > ttl:  # the late ones count, without an outcome
+                ok = age <= ttl
+                sel = ok.tolist()
+                preds = [p for p, k in zip(preds, sel, strict=True) if k]
+                labels = [lab for lab, k in zip(labels, sel, strict=True) if k]
+                age, pts, lts = age[ok], pts[ok], lts[ok]
+                stats.late += stop - len(labels)
+            stats.delays_ms.extend(np.maximum(age, 0).tolist())
+            out += map(Outcome, repeat(self.variants[0]), preds, labels, pts.tolist(), lts.tolist())
+            stats.joined += len(labels)
+            return
         found = (codes >= 0).any(axis=1)
         stats.unmatched += int((plain & ~found).sum())
-        ttl = int(self.settings.ttl_s * 1000)
         fresh = np.zeros(stop, np.bool_)
         made: list[tuple[int, int, Outcome]] = []
         lts_list = lts.tolist()

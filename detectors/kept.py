@@ -73,11 +73,13 @@ class Column:
         return a
 
     def _grow(self, needed: int) -> None:
+        if needed > SEGMENT_SIZE:
+            raise ValueError(f"a column holds at most {SEGMENT_SIZE} rows, not {needed}")
         size = len(self.ts)
         while size < needed:
             size *= 2
-        if size > SEGMENT_SIZE:
-            raise ValueError(f"a column holds at most {SEGMENT_SIZE} rows, not {needed}")
+        if 4 * needed >= SEGMENT_SIZE:  # a busy variant: grow once to the whole segment
+            size = SEGMENT_SIZE
         more = size - len(self.ts)
         self.keys = np.concatenate([self.keys, np.empty(more, np.int64)])
         self.checks = np.concatenate([self.checks, np.empty(more, np.int64)])

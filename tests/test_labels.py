@@ -11,7 +11,7 @@ import pytest
 from detectors import EngineConfig, MonitorBank
 from detectors.bank import SEGMENT_KEY
 from detectors.config import LabelSettings
-from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin
+from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin, Outcome
 from detectors.keys import request_key
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
@@ -90,6 +90,9 @@ def test_unmatched_expired_evicted_and_late_are_counted() -> None:
     assert [key for key, _ in j.pending] == [rk(r) for r in ("r3", "r4", "r9", "r10")]
     j.labels([LabelEvent("r4", 1, T0 + 20_000)], st)  # 20 s after its prediction: ttl is 10 s
     assert j.drain(st) == [] and st.late == 1
+    j.labels([LabelEvent("r3", 0, T0 + 20_000), LabelEvent("r9", 1, T0 + 10_500)], st)  # one late, one not
+    assert j.drain(st) == [Outcome("primary", "a", 1, T0 + 1_006, T0 + 10_500)]
+    assert (st.late, st.joined) == (2, 1) and st.delays_ms[-1] == 9_494
 
 
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:

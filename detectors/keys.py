@@ -16,7 +16,6 @@ from . import _key_kernel as K
 __all__ = ["KeyTable", "request_key", "request_keys", "salt", "span_keys"]
 
 _EMPTY = np.empty(0, np.int64)
-_QUICK = 16_384  # entries up to which a growing table grows fourfold, not twofold
 
 
 def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +73,8 @@ class KeyTable:
         """Insert; a key already there keeps the larger value. The values that lost (-1 where
         the key was new): rows the caller no longer reaches."""
         need = self.count + len(keys)
-        if 2 * need > self.capacity:  # a small table grows fourfold: each resize re-inserts all
-            self._resize(2 * need if need < _QUICK else need)
+        if 2 * need > self.capacity:
+            self._resize(need)
         old = np.empty(len(keys), np.int64)
         self.count += K.table_put(self.slots, keys, checks, vals, old)
         return old

@@ -1,8 +1,8 @@
 """Request keys: how the label join names a request without keeping its request id.
 
 See ``_key_kernel`` for the hashes. A request id gives the same (key, check) whether it is read
-from a batch's raw bytes (``span_keys``, for column blocks: the bytes of an escape-free JSON
-string are its UTF-8) or from a decoded string (``request_keys``).
+from a batch's raw bytes (by the batch scan, for column blocks, or ``span_keys``: the bytes of
+an escape-free JSON string are its UTF-8) or from a decoded string (``request_keys``).
 """
 
 from __future__ import annotations

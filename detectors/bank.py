@@ -178,8 +178,11 @@ class MonitorBank:
                 wrong = _wrong([o.prediction for o in outcomes], [o.label for o in outcomes])
                 compared.append((pair, outcomes, wrong))
             by_variant: dict[str, list[int]] = {}
-            for i, o in enumerate(outcomes):
-                by_variant.setdefault(o.variant, []).append(i)
+            if outcomes and len(self._joins[pair].variants) == 1:  # all of its one variant
+                by_variant[outcomes[0].variant] = list(range(len(outcomes)))
+            else:
+                for i, o in enumerate(outcomes):
+                    by_variant.setdefault(o.variant, []).append(i)
             for variant, idx in by_variant.items():
                 mon = self.monitors.get((*pair, variant))
                 if mon is not None:
@@ -236,11 +239,11 @@ class MonitorBank:
         n = len(outcomes)
         p0 = mon.joined
         pos = np.arange(p0, p0 + n, dtype=np.int64)
-        ts = np.fromiter((o.label_ts for o in outcomes), np.int64, n)
+        _, pred_col, label_col, _, lts = zip(*outcomes, strict=True)  # the columns, in one pass
+        ts = np.array(lts, np.int64)
         mon.mark(pos, ts, outcomes=True)
         mon.joined += n
-        labels = [o.label for o in outcomes]
-        preds = [o.prediction for o in outcomes]
+        labels, preds = list(label_col), list(pred_col)
         sigs = mon.signals
         if "label" not in sigs:
             self._add_signal(mon, "label", "label", "", kind_of(labels), p0)

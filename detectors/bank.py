@@ -29,7 +29,7 @@ from .policy import AlertState, alert_id
 from .psi import PSIPool, PSIWindows
 from .reference import MonitorProfile, SignalProfile
 from .shadow import agree
-from .snapshot import SnapshotError, pack, unpack
+from .snapshot import SnapshotError, get_positions, get_times, pack, put_positions, put_times, unpack
 from .variant_errors import compare_errors
 from .variants import Comparison, compare
 
@@ -836,9 +836,9 @@ class MonitorBank:
                 arrays[f"{i}.psi.eps"] = np.array([s.psi_pool])
                 for name, arr in self._psi[s.psi_pool].state_of(s.psi).items():
                     arrays[f"{i}.psi.{name}"] = arr
-            if s.warm_pos:
-                arrays[f"{i}.warm_pos"] = np.concatenate(s.warm_pos)
-                arrays[f"{i}.warm_ts"] = np.concatenate(s.warm_ts)
+            if s.warm_pos:  # warm-up buffers: positions as a run, times as 4-byte offsets (mostly)
+                put_positions(arrays, f"{i}.warm_pos", np.concatenate(s.warm_pos))
+                put_times(arrays, f"{i}.warm_ts", f"{i}.warm_tb", np.concatenate(s.warm_ts))
                 if s.kind == "numeric":
                     arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
         arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
@@ -881,9 +881,10 @@ class MonitorBank:
             sig.s_count, sig.s_missing, sig.s_sum, sig.s_psi = sm["summary"]
             if sm["profile"] is not None:
                 sig.profile = SignalProfile.from_json(sm["profile"])
-            if f"{i}.warm_pos" in arrays:
-                sig.warm_pos = [arrays[f"{i}.warm_pos"]]
-                sig.warm_ts = [arrays[f"{i}.warm_ts"]]
+            warm_pos = get_positions(arrays, f"{i}.warm_pos")
+            if warm_pos is not None:
+                sig.warm_pos = [warm_pos]
+                sig.warm_ts = [get_times(arrays, f"{i}.warm_ts", f"{i}.warm_tb")]
                 sig.warm_values = [arrays[f"{i}.warm_values"]] if sig.kind == "numeric" else [sm["warm_values"]]
             if f"{i}.adwin.st" in arrays:
                 mb = arrays[f"{i}.adwin.totals"].shape[1] - 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from .kept import Column, Segment
 from .keys import request_key, request_keys
+from .snapshot import get_times, put_times
 from .waiting import Inline, Waiting
 
 if TYPE_CHECKING:
@@ -43,7 +44,9 @@ def head_record(join: LabelJoin) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     notes = [n for s in join.segments for n in s.removed]
     nk = np.array([k for k, _ in notes], np.int64)
     nv = np.array([join.variants.index(v) for _, v in notes], np.uint8 if len(join.variants) < 256 else np.int64)
-    return meta, {"wk": keys, "wc": checks.astype(np.uint32), "wt": lts, "nk": nk, "nv": nv}
+    arrays = {"wk": keys, "wc": checks.astype(np.uint32), "nk": nk, "nv": nv}
+    put_times(arrays, "wt", "wtb", lts)
+    return meta, arrays
 
 
 def segment_record(join: LabelJoin, seg_id: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -56,10 +59,7 @@ def segment_record(join: LabelJoin, seg_id: int) -> tuple[dict[str, Any], dict[s
             i = len(meta["variants"])
             arrays[f"k{i}"], checks, ts, preds = col.columns()
             arrays[f"c{i}"] = checks.astype(np.uint32)
-            base = int(ts.min())
-            if int(ts.max()) - base < 2**32:  # event times as offsets from the first: 4 bytes each
-                arrays[f"tb{i}"], ts = np.array([base], np.int64), (ts - base).astype(np.uint32)
-            arrays[f"ts{i}"] = ts
+            put_times(arrays, f"ts{i}", f"tb{i}", ts)
             meta["variants"].append(variant)
             if type(preds) is np.ndarray:  # floats go as an array: exact and compact
                 arrays[f"p{i}"] = preds
@@ -98,7 +98,7 @@ def read_head(join: LabelJoin, meta: dict[str, Any], arrays: dict[str, np.ndarra
         inline: list[Inline | None] = [None] * len(waiting["labels"])
         for i, variant, pts, pred in waiting["inline"]:
             inline[i] = (str(variant), int(pts), pred)
-        join.waiting.push(arrays["wk"], arrays["wc"], waiting["labels"], arrays["wt"], inline)
+        join.waiting.push(arrays["wk"], arrays["wc"], waiting["labels"], get_times(arrays, "wt", "wtb"), inline)
     else:  # before request keys: [request_id, label, ts, inline] per label
         for w in map(_waiting, waiting):
             join.waiting.push(np.array(w[:1]), np.array(w[1:2]), [w[2]], np.array(w[3:4]), [w[4]])
@@ -114,9 +114,7 @@ def read_segment(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> tuple[i
         else:
             keys, checks = arrays[f"k{i}"], arrays[f"c{i}"]
         values = arrays[f"p{i}"] if preds is None else preds
-        ts = arrays[f"ts{i}"].astype(np.int64)
-        if f"tb{i}" in arrays:
-            ts += arrays[f"tb{i}"][0]
+        ts = get_times(arrays, f"ts{i}", f"tb{i}")
         entries[str(variant)] = Column.of(keys, checks.astype(np.int64), ts, values)
     return int(meta["segment"]), int(meta["gen"]), entries
 

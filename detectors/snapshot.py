@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-__all__ = ["SnapshotError", "pack", "unpack"]
+__all__ = ["SnapshotError", "get_positions", "get_times", "pack", "put_positions", "put_times", "unpack"]
 
 _MAGIC = b"DSS1"
 _DTYPES: dict[str, np.dtype[Any]] = {
@@ -77,3 +77,41 @@ def unpack(blob: bytes) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if offset != len(blob):
         raise SnapshotError("trailing bytes after the last array")
     return meta, arrays
+
+
+def put_times(arrays: dict[str, np.ndarray], name: str, base_name: str, ts: np.ndarray) -> None:
+    """Event times (ms) as 4-byte offsets from the first under ``name``, the base under
+    ``base_name``; as int64 when they span 2^32 ms or more (or are none)."""
+    if ts.shape[0]:
+        base = int(ts.min())
+        if int(ts.max()) - base < 2**32:
+            arrays[base_name] = np.array([base], np.int64)
+            arrays[name] = (ts - base).astype(np.uint32)
+            return
+    arrays[name] = ts
+
+
+def get_times(arrays: dict[str, np.ndarray], name: str, base_name: str) -> np.ndarray:
+    """The times :func:`put_times` wrote (int64)."""
+    ts = arrays[name].astype(np.int64)
+    if base_name in arrays:
+        ts += arrays[base_name][0]
+    return ts
+
+
+def put_positions(arrays: dict[str, np.ndarray], name: str, pos: np.ndarray) -> None:
+    """Increasing stream positions: a run of consecutive ones as (first, count) under
+    ``name + ".run"``, else all of them under ``name``."""
+    n = pos.shape[0]
+    if n and int(pos[-1]) - int(pos[0]) == n - 1 and (n == 1 or bool((np.diff(pos) == 1).all())):
+        arrays[f"{name}.run"] = np.array([pos[0], n], np.int64)
+    else:
+        arrays[name] = pos
+
+
+def get_positions(arrays: dict[str, np.ndarray], name: str) -> np.ndarray | None:
+    """The positions :func:`put_positions` wrote; None if it wrote none under ``name``."""
+    run = arrays.get(f"{name}.run")
+    if run is not None:
+        return np.arange(run[0], run[0] + run[1], dtype=np.int64)
+    return arrays.get(name)

@@ -221,6 +221,31 @@ def test_warm_kernels_compiles_every_kernel_a_real_run_uses() -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
+def test_warm_up_buffers_are_written_compactly_and_the_old_form_still_reads() -> None:
+    from detectors.snapshot import pack, unpack
+
+    events = stream(3_000)
+    b = bank()
+    in_batches(b, events[:1_200], 400)  # 300 events a key: every signal still warming up (1,000)
+    key = next(iter(b.monitors))
+    meta, arrays = unpack(b.snapshot(key))
+    assert "0.warm_pos.run" in arrays and "0.warm_pos" not in arrays and arrays["0.warm_ts"].dtype == np.uint32
+    old_form = dict(arrays)
+    for i in range(len(meta["signals"])):  # as written before: every position and time as int64
+        if f"{i}.warm_pos.run" in old_form:
+            first, n = old_form.pop(f"{i}.warm_pos.run").tolist()
+            old_form[f"{i}.warm_pos"] = np.arange(first, first + n, dtype=np.int64)
+            old_form[f"{i}.warm_ts"] = old_form[f"{i}.warm_ts"].astype(np.int64) + old_form.pop(f"{i}.warm_tb")[0]
+    runs = []
+    for blob in (b.snapshot(key), pack(meta, old_form)):
+        again = bank()
+        for other in b.monitors:
+            again.restore(blob if other == key else b.snapshot(other))
+        alerts, _ = in_batches(again, events[1_200:], 400)
+        runs.append((again.snapshot(key), [x["alert_id"] for x in alerts]))
+    assert runs[0] == runs[1]
+
+
 def test_a_snapshot_writes_the_used_marks_only_and_reads_a_whole_ring() -> None:
     from detectors.snapshot import pack, unpack
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from detectors.snapshot import SnapshotError, pack, unpack
+from detectors.snapshot import SnapshotError, get_positions, get_times, pack, put_positions, put_times, unpack
 
 
 def test_each_kind_of_array_round_trips() -> None:
@@ -30,3 +32,21 @@ def test_each_kind_of_array_round_trips() -> None:
 def test_an_array_the_container_cannot_hold_is_refused() -> None:
     with pytest.raises(SnapshotError, match="cannot store"):
         pack({}, {"s": np.array(["a"])})
+
+
+@given(st.lists(st.integers(0, 2**62), max_size=40), st.booleans())
+def test_times_and_positions_come_back_as_they_went(values: list[int], run: bool) -> None:
+    ts = np.array(values, np.int64)
+    pos = np.arange(7, 7 + len(values), dtype=np.int64) if run else np.cumsum(np.array(values, np.int64) % 3 + 1)
+    arrays: dict[str, np.ndarray] = {}
+    put_times(arrays, "t", "tb", ts)
+    put_positions(arrays, "p", pos)
+    _, back = unpack(pack({}, arrays))
+    assert get_times(back, "t", "tb").tolist() == ts.tolist()
+    got = get_positions(back, "p")
+    assert got is not None and got.tolist() == pos.tolist()
+    assert get_positions(back, "q") is None
+    if len(values) and max(values) - min(values) < 2**32:  # 4 bytes a time
+        assert back["t"].dtype == np.uint32
+    if run and len(values):  # a run is two numbers
+        assert "p" not in back and back["p.run"].tolist() == [7, len(values)]

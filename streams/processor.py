@@ -43,6 +43,7 @@ from .deadletter import dead_letter
 from .intake import EventIntake
 from .label_intake import LabelIntake
 from .labelroute import JoinCounter, is_label
+from .memory import keep_freed_memory
 from .observe import HealthServer, Metrics
 from .settings import RunConfig
 from .state import (
@@ -95,6 +96,8 @@ class Processor(EventIntake, LabelIntake):
         # the collector dozens of times per batch over long-lived monitor state.
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
+        if keep_freed_memory(self.cfg.processor.malloc_keep_mb):  # see streams.memory
+            log.info("freed memory up to %d MB kept for reuse", self.cfg.processor.malloc_keep_mb)
         t0 = time.perf_counter()
         warm_scan()
         scan_s = time.perf_counter() - t0

@@ -72,6 +72,10 @@ class ProcessorSettings(_Strict):
     max_event_bytes: int = Field(1_048_576, ge=256)
     connect_max_wait_s: float | None = Field(None, gt=0, description="Give up if no broker answers; null = forever.")
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    malloc_keep_mb: int = Field(
+        256, ge=0, le=2047,
+        description="Freed memory kept for reuse (glibc): fresh pages are dear; 0 = the allocator's defaults.",
+    )  # fmt: skip
 
 
 class HttpSettings(_Strict):

@@ -112,8 +112,7 @@ class EventBlock:
     need whole events (a new monitor, variant comparisons)."""
 
     __slots__ = ("_buf", "_fallback", "_max_bytes", "_pred_kinds", "_raws", "_rid_keys", "_rid_spans", "_text_spans",
-                 "latency",
-                 "model", "names", "prediction", "rows", "stage", "text", "ts", "values", "variant",
+                 "latency", "model", "names", "prediction", "rows", "stage", "text", "ts", "values", "variant",
                  "version")  # fmt: skip
 
     def __init__(

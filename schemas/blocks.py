@@ -148,7 +148,8 @@ class EventBlock:
         scan while the bytes were in cache (the scan takes no escape and no non-ASCII byte, so
         they are the UTF-8)."""
         assert self._rid_keys is not None
-        return self._rid_keys
+        keys, checks = self._rid_keys  # the batch's, per message: indexed only when a join keeps them
+        return keys[self.rows], checks[self.rows]
 
     def texts(self, name: str) -> list[str]:
         """Each event's value of a feature in :attr:`text`."""
@@ -245,6 +246,7 @@ def decode_blocks(
     gid, reps, order, cuts = group_rows(sc, good, parts)
     mixed = np.bincount(gid, weights=tg != tg[reps][gid], minlength=reps.shape[0]) > 0
     blocks: list[EventBlock] = []
+    batch_keys = (sc.rid_keys, sc.rid_checks)
     for g in range(reps.shape[0]):
         if mixed[g]:
             continue
@@ -266,10 +268,10 @@ def decode_blocks(
         pred_kinds = kinds[base + shape.prediction] if shape.prediction >= 0 else None
         lat = nums[base + shape.latency] if shape.latency >= 0 else None
         rids = spans[base + shape.request_id] if shape.request_id >= 0 else None
-        rid_keys = (sc.rid_keys[rows], sc.rid_checks[rows]) if rids is not None else None
         owner[rows] = len(blocks)
         blocks.append(EventBlock(key, version, rows, ts_all[rows], shape.names, block, pred, lat, values, fallback,
-                                 raw, rids, pred_kinds, text, max_bytes, rid_keys))  # fmt: skip
+                                 raw, rids, pred_kinds, text, max_bytes,
+                                 batch_keys if rids is not None else None))  # fmt: skip
     return blocks, owner
 
 

@@ -97,7 +97,8 @@ class LabelBlock:
     def request_keys(self) -> tuple[np.ndarray, np.ndarray]:
         """Each label's request_id as the label join keys it: see
         :meth:`schemas.EventBlock.request_keys`."""
-        return self._rid_keys
+        keys, checks = self._rid_keys  # the batch's, per message
+        return keys[self.rows], checks[self.rows]
 
     def request_ids(self) -> list[str]:
         return strings(np.frombuffer(self._buf, np.uint8), self._rid_spans)
@@ -194,6 +195,7 @@ def decode_label_blocks(
     ordered = [vals[i] for i in order.tolist()]
     rid_spans, rows_all, offsets = rid_spans[order], good[order], cuts.tolist()
     blocks: list[LabelBlock] = []
+    batch_keys = (sc.rid_keys, sc.rid_checks)
     for g in range(reps.shape[0]):
         a, b = offsets[g], offsets[g + 1]
         rows = rows_all[a:b]
@@ -203,7 +205,7 @@ def decode_label_blocks(
         owner[rows] = len(blocks)
         model, stage = span_text(raw, spans, first[r] + shape0.model), span_text(raw, spans, first[r] + shape0.stage)
         blocks.append(LabelBlock(model, stage, rows, ts_all[rows], ordered[a:b], values, raw, rid_spans[a:b],
-                                 (sc.rid_keys[rows], sc.rid_checks[rows]), max_bytes))  # fmt: skip
+                                 batch_keys, max_bytes))  # fmt: skip
     return blocks, owner
 
 

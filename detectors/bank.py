@@ -22,7 +22,7 @@ from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
 from .documents import alert_doc, resolved_doc, summary_doc
 from .feeds import Chunk, Feed, FeedResult
-from .join import Column, JoinStats, LabelJoin, Outcome
+from .join import Column, JoinStats, LabelJoin, Outcomes
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool, PHDetections
 from .policy import AlertState, alert_id
@@ -169,25 +169,22 @@ class MonitorBank:
             if join.waiting or join.active:
                 joins.add((blk.model, blk.stage))
             touched.append((self.monitors[(blk.model, blk.stage, blk.variant)], int(blk.ts[-1])))
-        compared: list[tuple[tuple[str, str], list[Outcome], np.ndarray]] = []
+        compared: list[tuple[tuple[str, str], Outcomes, np.ndarray]] = []
         for pair in sorted(joins):
             self._dirty.add((*pair, ""))
-            outcomes = self._joins[pair].drain(self.joins)
+            outcomes = self._joins[pair].drain_columns(self.joins)
+            if not outcomes:
+                continue
             wrong = None
-            if outcomes and self._candidates.get(pair):  # the indicator once, for both uses
-                wrong = _wrong([o.prediction for o in outcomes], [o.label for o in outcomes])
+            if self._candidates.get(pair):  # the indicator once, for both uses
+                wrong = _wrong(outcomes.predictions, outcomes.labels)
                 compared.append((pair, outcomes, wrong))
-            by_variant: dict[str, list[int]] = {}
-            if outcomes and len(self._joins[pair].variants) == 1:  # all of its one variant
-                by_variant[outcomes[0].variant] = list(range(len(outcomes)))
-            else:
-                for i, o in enumerate(outcomes):
-                    by_variant.setdefault(o.variant, []).append(i)
-            for variant, idx in by_variant.items():
+            for variant, idx in outcomes.by_variant().items():
                 mon = self.monitors.get((*pair, variant))
                 if mon is not None:
-                    outs = [outcomes[i] for i in idx] if len(idx) < len(outcomes) else outcomes
-                    self._ingest_outcomes(mon, outs, feeds, None if wrong is None else wrong[idx])
+                    whole = len(idx) == len(outcomes)
+                    outs = outcomes if whole else outcomes.take(idx)
+                    self._ingest_outcomes(mon, outs, feeds, None if wrong is None else wrong if whole else wrong[idx])
                     self._dirty.add(mon.key)
         self._run(feeds, out)
         if self.config.variants and n:
@@ -232,18 +229,17 @@ class MonitorBank:
         return join
 
     def _ingest_outcomes(
-        self, mon: Monitor, outcomes: list[Outcome], feeds: BatchFeeds, wrong: np.ndarray | None = None
+        self, mon: Monitor, outcomes: Outcomes, feeds: BatchFeeds, wrong: np.ndarray | None = None
     ) -> None:
         """Joined pairs into the monitor's label signals: the label's distribution, and the
         error indicator (classes; ``wrong`` if computed already) or the absolute error (numbers)."""
         n = len(outcomes)
         p0 = mon.joined
         pos = np.arange(p0, p0 + n, dtype=np.int64)
-        _, pred_col, label_col, _, lts = zip(*outcomes, strict=True)  # the columns, in one pass
-        ts = np.array(lts, np.int64)
+        ts = outcomes.label_ts
         mon.mark(pos, ts, outcomes=True)
         mon.joined += n
-        labels, preds = list(label_col), list(pred_col)
+        labels, preds = outcomes.labels, outcomes.predictions
         sigs = mon.signals
         if "label" not in sigs:
             self._add_signal(mon, "label", "label", "", kind_of(labels), p0)
@@ -300,12 +296,10 @@ class MonitorBank:
             if related:
                 a["related"] = sorted(related)
 
-    def _compare_errors(
-        self, pair: tuple[str, str], outcomes: list[Outcome], wrong: np.ndarray, out: BankOutput
-    ) -> None:
+    def _compare_errors(self, pair: tuple[str, str], outcomes: Outcomes, wrong: np.ndarray, out: BankOutput) -> None:
         """Candidates' error rates against their baseline's, on this batch's joined pairs and their
         error indicator ``wrong`` (see ``variant_errors``); after the monitors ingested them."""
-        variants = [o.variant for o in outcomes]
+        variants = outcomes.variants
         for cand_key, rule in sorted(self._candidates[pair].items()):
             cand = self.monitors.get(cand_key)
             idx = [i for i, v in enumerate(variants) if v == rule.baseline or v == cand_key[2]]
@@ -313,7 +307,7 @@ class MonitorBank:
                 continue
             n = len(idx)
             side = np.fromiter((variants[i] != rule.baseline for i in idx), np.int64, n)
-            ts = np.fromiter((outcomes[i].label_ts for i in idx), np.int64, n)
+            ts = outcomes.label_ts[idx]
             pos = cand.joined - int(side.sum()) + np.cumsum(side) - 1
             docs = compare_errors(rule, cand, side, ts, wrong[idx], pos, "error" in cand.signals, self._wall())
             self._dirty.add(cand_key)  # its comparison counted them

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import count, repeat
 from operator import attrgetter, itemgetter
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -48,19 +48,10 @@ from .config import LabelSettings
 from .join_records import head_record, read_head, read_segment, segment_record
 from .kept import SEGMENT_SIZE, Column, Segment
 from .keys import KeyTable, request_keys, salt
+from .outcomes import Outcome, Outcomes
 from .waiting import LabelQueue
 
-__all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Segment"]
-
-
-class Outcome(NamedTuple):
-    """A prediction of one variant and its label (a tuple: one is made per joined pair)."""
-
-    variant: str
-    prediction: Any
-    label: Any
-    predicted_ts: int
-    label_ts: int
+__all__ = ["RENT", "SEGMENT_SIZE", "Column", "JoinStats", "LabelJoin", "Outcome", "Outcomes", "Segment"]
 
 
 @dataclass(slots=True)
@@ -88,7 +79,6 @@ _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
 _TS = attrgetter("ts")
 _ORDER = itemgetter(0, 1)
-_OUTCOME = itemgetter(2)
 
 
 @dataclass(slots=True)
@@ -199,7 +189,7 @@ class LabelJoin:
             take = min(SEGMENT_SIZE - self.open_inserts, n - done)
             col = seg.entries.get(variant)
             if col is None:
-                col = seg.entries[variant] = Column()
+                col = seg.entries[variant] = Column(take)
             end = done + take
             self.changed.add(seg.id)  # before a replaced row of its own is noted: its record is rewritten
             row = col.put(keys[done:end], checks[done:end], tss[done:end], preds[done:end])
@@ -288,15 +278,19 @@ class LabelJoin:
             stats.unmatched += over
 
     def drain(self, stats: JoinStats) -> list[Outcome]:
-        """Outcomes that may leave now, in order; forget what can no longer join."""
-        out: list[Outcome] = []
+        """:meth:`drain_columns`, one pair at a time (inspection and tests)."""
+        return self.drain_columns(stats).rows()
+
+    def drain_columns(self, stats: JoinStats) -> Outcomes:
+        """The pairs that may leave now, in order; forget what can no longer join."""
+        out = Outcomes()
         queue = self.waiting
         if queue:
             keys, checks, lts, plain = queue.columns()
             wait = int(self.settings.wait_s * 1000)
             stop, codes = self.table.settle(keys, checks, lts, plain, self._salts(), self.watermark, wait)
             if stop:
-                self._settle(stop, codes, lts[:stop], plain[:stop], stats, out)
+                out = self._settle(stop, codes, lts[:stop], plain[:stop], stats)
                 queue.drop(stop)
         if self.segments:
             max_pending = self.settings.max_pending
@@ -314,10 +308,11 @@ class LabelJoin:
         return np.array(list(map(salt, range(len(self.variants)))), np.int64)
 
     def _settle(
-        self, stop: int, codes: np.ndarray, lts: np.ndarray, plain: np.ndarray, stats: JoinStats, out: list[Outcome]
-    ) -> None:  # fmt: skip
+        self, stop: int, codes: np.ndarray, lts: np.ndarray, plain: np.ndarray, stats: JoinStats
+    ) -> Outcomes:  # fmt: skip
         """The outcomes of the ``stop`` front labels, which leave now: ``codes`` (labels ×
-        variants, -1: none) are the predictions each took (see ``KeyTable.settle``)."""
+        variants, -1: none) are the predictions each took (see ``KeyTable.settle``). ``lts`` may
+        be a view of the queue's columns."""
         front = self.waiting.front
         labels = self.waiting.labels[front : front + stop]
         codes = codes[:stop]
@@ -333,13 +328,12 @@ class LabelJoin:
                 age, pts, lts = age[ok], pts[ok], lts[ok]
                 stats.late += stop - len(labels)
             stats.delays_ms.extend(np.maximum(age, 0).tolist())
-            out += map(Outcome, repeat(self.variants[0]), preds, labels, pts.tolist(), lts.tolist())
             stats.joined += len(labels)
-            return
+            return Outcomes([self.variants[0]] * len(labels), preds, labels, pts, lts.copy())
         found = (codes >= 0).any(axis=1)
         stats.unmatched += int((plain & ~found).sum())
         fresh = np.zeros(stop, np.bool_)
-        made: list[tuple[int, int, Outcome]] = []
+        made: list[tuple[int, int, str, Any, Any, int, int]] = []  # (label, variant order, *pair)
         lts_list = lts.tolist()
         for order, v in enumerate(self.variants):
             at = np.flatnonzero(codes[:, order] >= 0)
@@ -357,20 +351,23 @@ class LabelJoin:
                 stats.delays_ms.extend(np.maximum(age[ok], 0).tolist())
                 idx, pts_ok = at[ok].tolist(), pts[ok].tolist()
                 preds = [p for p, k in zip(preds, ok.tolist(), strict=True) if k]
-            made += zip(idx, repeat(order), map(Outcome, repeat(v), preds, map(labels.__getitem__, idx), pts_ok,
-                                                map(lts_list.__getitem__, idx)))  # fmt: skip
+            made += zip(idx, repeat(order), repeat(v), preds, map(labels.__getitem__, idx), pts_ok,
+                        map(lts_list.__getitem__, idx))  # fmt: skip
         inline = not plain.all()
         if inline:
             inlines = self.waiting.inline[front : front + stop]
             for i in np.flatnonzero(~plain).tolist():
                 variant, pts_i, pred = inlines[i]  # type: ignore[misc]
-                made.append((i, -1, Outcome(variant, pred, labels[i], pts_i, lts_list[i])))
+                made.append((i, -1, variant, pred, labels[i], pts_i, lts_list[i]))
         if inline or len(self.variants) > 1:
             made.sort(key=_ORDER)
-        out += map(_OUTCOME, made)
         joined = int((found & fresh).sum())
         stats.joined += joined
         stats.late += int(found.sum()) - joined
+        if not made:
+            return Outcomes()
+        _, _, vs, ps, ls, pt, lt = zip(*made, strict=True)
+        return Outcomes(list(vs), list(ps), list(ls), np.array(pt, np.int64), np.array(lt, np.int64))
 
     def _forget(self, over: int, horizon: int) -> tuple[int, int]:
         """Drop the oldest predictions: ``over`` of them (the cap), then those older than

@@ -21,6 +21,7 @@ __all__ = ["SEGMENT_SIZE", "Column", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column)
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
+_BUSY = SEGMENT_SIZE // 4  # a put of this many rows or more grows the column to SEGMENT_SIZE at once
 
 
 def _floats(values: Sequence[Any]) -> bool:
@@ -32,12 +33,15 @@ class Column:
 
     __slots__ = ("alive", "checks", "keys", "live", "preds", "rows", "ts")
 
-    def __init__(self) -> None:
-        self.keys = np.empty(_FIRST, np.int64)
-        self.checks = np.empty(_FIRST, np.int64)
-        self.ts = np.empty(_FIRST, np.int64)
-        self.alive = np.zeros(_FIRST, np.bool_)
-        self.preds: np.ndarray | list[Any] = np.empty(_FIRST, np.float64)
+    def __init__(self, first_put: int = 0) -> None:
+        """``first_put``: the rows about to be put, if known; a busy variant gets the whole
+        segment's room at once instead of growing to it (each growth copies the columns)."""
+        rows = SEGMENT_SIZE if first_put >= _BUSY else _FIRST
+        self.keys = np.empty(rows, np.int64)
+        self.checks = np.empty(rows, np.int64)
+        self.ts = np.empty(rows, np.int64)
+        self.alive = np.zeros(rows, np.bool_)
+        self.preds: np.ndarray | list[Any] = np.empty(rows, np.float64)
         self.rows = 0
         self.live = 0
 
@@ -78,7 +82,7 @@ class Column:
         size = len(self.ts)
         while size < needed:
             size *= 2
-        if 4 * needed >= SEGMENT_SIZE:  # a busy variant: grow once to the whole segment
+        if needed >= _BUSY:  # a busy variant: grow once to the whole segment
             size = SEGMENT_SIZE
         more = size - len(self.ts)
         self.keys = np.concatenate([self.keys, np.empty(more, np.int64)])

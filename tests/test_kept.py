@@ -55,6 +55,15 @@ def test_a_column_grows_to_a_segment_and_no_further() -> None:
         put(c, ["over"], ts_of(0), [0.0])
 
 
+def test_a_busy_variant_gets_the_segments_room_at_once_a_rare_one_grows() -> None:
+    busy, rare = Column(SEGMENT_SIZE // 4), Column(SEGMENT_SIZE // 4 - 1)
+    assert len(busy.ts) == SEGMENT_SIZE and len(rare.ts) < SEGMENT_SIZE // 4
+    for c in (busy, rare):
+        n = SEGMENT_SIZE // 2
+        put(c, [f"r{i}" for i in range(n)], np.arange(n, dtype=np.int64), [i / 4 for i in range(n)])
+        assert len(c.ts) == SEGMENT_SIZE and len(c) == n and c.predictions(np.array([n - 1])) == [(n - 1) / 4]
+
+
 def test_the_cap_drops_the_oldest_and_the_ttl_stops_at_the_first_kept() -> None:
     c = Column()
     put(c, list("abcdef"), ts_of(10, 20, 5, 30, 40, 50), [0.0] * 6)

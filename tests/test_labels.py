@@ -7,11 +7,13 @@ from typing import Any
 import jsonschema
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from detectors import EngineConfig, MonitorBank
 from detectors.bank import SEGMENT_KEY
 from detectors.config import LabelSettings
-from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin, Outcome
+from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin, Outcome, Outcomes
 from detectors.keys import request_key
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
@@ -418,3 +420,30 @@ def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_ca
     note(back, [pred(f"r{i}", T0 + i) for i in range(10, 20)], "primary", st)  # replayed: a new segment
     # ...whose predictions replace the same requests' rows of the restored one
     assert [len(s) for s in back.segments] == [SEGMENT_SIZE - 10, 10] and back.size == SEGMENT_SIZE
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["primary", "canary", "shadow"]),
+            st.one_of(st.floats(allow_nan=False), st.text()),
+            st.integers(0, 1),
+            st.integers(0, 2**40),
+            st.integers(0, 2**40),
+        ),
+        max_size=30,
+    ),
+    st.data(),
+)
+def test_outcome_columns_give_the_pairs_back_and_group_them_by_variant(
+    rows: list[tuple[str, Any, int, int, int]], data: st.DataObject
+) -> None:
+    pairs = [Outcome(*r) for r in rows]
+    cols = Outcomes.of(pairs)
+    assert len(cols) == len(pairs) and cols.rows() == pairs
+    groups = cols.by_variant()
+    assert list(groups) == list(dict.fromkeys(o.variant for o in pairs))  # in order of first pair
+    for variant, idx in groups.items():
+        assert idx == [i for i, o in enumerate(pairs) if o.variant == variant]
+    idx = data.draw(st.lists(st.integers(0, len(pairs) - 1), max_size=10) if pairs else st.just([]))
+    assert cols.take(idx).rows() == [pairs[i] for i in idx]

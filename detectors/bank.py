@@ -3,6 +3,9 @@
 A batch is grouped by (model, stage, variant); each group becomes column arrays; the columns
 of every monitor are concatenated so that each detector pool is updated by exactly one
 compiled call per batch. No Python work per event per detector on this path.
+
+This module takes events in and runs a batch; its parts take labels (``bank_labels``), raise
+and resolve alerts (``bank_alerts``) and write and read state records (``bank_state``).
 """
 
 from __future__ import annotations
@@ -10,73 +13,37 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import orjson
 
-from .adwin import ADWINDetections, ADWINPool
+from .adwin import ADWINPool
+from .bank_alerts import AlertLifecycle
+from .bank_base import BankOutput, BankStats
+from .bank_labels import LabelIntake
+from .bank_state import BankState
 from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
-from .documents import alert_doc, resolved_doc, summary_doc
-from .feeds import Chunk, Feed, FeedResult
-from .join import Column, JoinStats, LabelJoin, Outcomes
+from .feeds import Chunk, Feed
+from .join import Column, JoinStats, LabelJoin
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
-from .page_hinkley import PageHinkleyPool, PHDetections
-from .policy import AlertState, alert_id
-from .psi import PSIPool, PSIWindows
-from .reference import MonitorProfile, SignalProfile
-from .shadow import agree
-from .snapshot import SnapshotError, get_positions, get_times, pack, put_positions, put_times, unpack
-from .variant_errors import compare_errors
-from .variants import Comparison, compare
+from .page_hinkley import PageHinkleyPool
+from .psi import PSIPool
+from .reference import MonitorProfile
+from .variants import compare
 
 __all__ = ["BankOutput", "BankStats", "MonitorBank"]
 
 _PH_MODES = {"latency": "up", "abs_error": "up"}
-SEGMENT_KEY = "\x00segment:"  # variant of a join segment's state record: no event's variant starts so
-_FIRED_KEPT = 64  # recent firings per monitor that a downstream stage's alert can relate to
-
-
-@dataclass(slots=True)
-class BankOutput:
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    summaries: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class BankStats:
-    """Counters for metrics endpoints; monotonic over the bank's life."""
-
-    events: int = 0
-    untracked_events: int = 0
-    column_events: int = 0  # events taken as column blocks (no whole-event step)
-    untracked_keys: int = 0
-    series: int = 0
-    type_mismatches: int = 0
-    suppressed: int = 0
-    alerts: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (status, severity, detector)
-
-
-def _wrong(preds: Sequence[Any], labels: Sequence[Any]) -> np.ndarray:
-    """The error indicator of joined pairs: 1 when a prediction differs from its label, nan when
-    there was no prediction."""
-    it = (math.nan if p is None else float(not agree(p, v, 0.0)) for p, v in zip(preds, labels, strict=True))
-    return np.fromiter(it, np.float64, len(preds))
-
-
-def _segment_key(model: str, stage: str, segment: int) -> Key:
-    """The state-record key of one join segment."""
-    return (model, stage, f"{SEGMENT_KEY}{segment}")
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class MonitorBank:
+class MonitorBank(LabelIntake, AlertLifecycle, BankState):
     """All monitors of one process, keyed by (model, stage, variant)."""
 
     def __init__(self, config: EngineConfig | None = None, *, wall_clock_ms: Callable[[], int] = _now_ms) -> None:
@@ -142,15 +109,8 @@ class MonitorBank:
             self._ingest_block(mon, blk, feeds)
             self._dirty.add(mon.key)
             self.stats.column_events += len(blk)
-        joins: set[tuple[str, str]] = set()
-        for lb in label_blocks:
-            join = self._label_join((lb.model, lb.stage))
-            if join is None:
-                self.joins.unmatched += len(lb)
-                continue
-            keys, checks = lb.request_keys()
-            join.label_columns(keys, checks, lb.labels, lb.ts, self.joins)
-            joins.add((lb.model, lb.stage))
+        joins: set[tuple[str, str]] = set()  # the stages whose joins this batch drains
+        self._queue_label_blocks(label_blocks, joins)
         if labels:
             self._queue_labels(labels, joins)
         for mon, _ in touched:
@@ -169,23 +129,7 @@ class MonitorBank:
             if join.waiting or join.active:
                 joins.add((blk.model, blk.stage))
             touched.append((self.monitors[(blk.model, blk.stage, blk.variant)], int(blk.ts[-1])))
-        compared: list[tuple[tuple[str, str], Outcomes, np.ndarray]] = []
-        for pair in sorted(joins):
-            self._dirty.add((*pair, ""))
-            outcomes = self._joins[pair].drain_columns(self.joins)
-            if not outcomes:
-                continue
-            wrong = None
-            if self._candidates.get(pair):  # the indicator once, for both uses
-                wrong = _wrong(outcomes.predictions, outcomes.labels)
-                compared.append((pair, outcomes, wrong))
-            for variant, idx in outcomes.by_variant().items():
-                mon = self.monitors.get((*pair, variant))
-                if mon is not None:
-                    whole = len(idx) == len(outcomes)
-                    outs = outcomes if whole else outcomes.take(idx)
-                    self._ingest_outcomes(mon, outs, feeds, None if wrong is None else wrong if whole else wrong[idx])
-                    self._dirty.add(mon.key)
+        compared = self._drain_joins(joins, feeds)
         self._run(feeds, out)
         if self.config.variants and n:
             self._compare_variants(index, events, gids, out)
@@ -197,122 +141,6 @@ class MonitorBank:
             self._resolve_quiet(mon, last_ts, out)
             self._maybe_summary(mon, last_ts, out)
         return out
-
-    def _queue_labels(self, labels: Sequence[Any], joins: set[tuple[str, str]]) -> None:
-        """Each label to the join of its (model, stage), or of each ``label_targets`` stage when it
-        names none. A stage not seen yet gets its join now (its labels may come first, e.g. when a
-        backlog is read); at most ``limits.max_series`` joins, past that a label is unmatched."""
-        per: dict[tuple[str, str], list[Any]] = {}
-        targets = self.config.label_homes
-        for lab in labels:
-            pairs = ((lab.model, lab.stage),) if lab.model is not None else targets
-            if not pairs:  # the processor dead-letters these; the bank counts them
-                self.joins.unmatched += 1
-            for pair in pairs:
-                queue = per.get(pair)
-                if queue is None:
-                    if self._label_join(pair) is None:
-                        self.joins.unmatched += 1
-                        continue
-                    queue = per[pair] = []
-                queue.append(lab)
-        for pair, labs in per.items():
-            self._joins[pair].labels(labs, self.joins)
-            joins.add(pair)
-
-    def _label_join(self, pair: tuple[str, str]) -> LabelJoin | None:
-        """The join of a stage that labels name; new if not seen yet (its labels may come first,
-        e.g. when a backlog is read), None past ``limits.max_series`` joins."""
-        join = self._joins.get(pair)
-        if join is None and len(self._joins) < self.config.limits.max_series:
-            join = self._joins[pair] = LabelJoin(self.config.label_settings(*pair))
-        return join
-
-    def _ingest_outcomes(
-        self, mon: Monitor, outcomes: Outcomes, feeds: BatchFeeds, wrong: np.ndarray | None = None
-    ) -> None:
-        """Joined pairs into the monitor's label signals: the label's distribution, and the
-        error indicator (classes; ``wrong`` if computed already) or the absolute error (numbers)."""
-        n = len(outcomes)
-        p0 = mon.joined
-        pos = np.arange(p0, p0 + n, dtype=np.int64)
-        ts = outcomes.label_ts
-        mon.mark(pos, ts, outcomes=True)
-        mon.joined += n
-        labels, preds = outcomes.labels, outcomes.predictions
-        sigs = mon.signals
-        if "label" not in sigs:
-            self._add_signal(mon, "label", "label", "", kind_of(labels), p0)
-        if "error" not in sigs and "abs_error" not in sigs:
-            task = mon.settings.labels.task
-            if task == "auto":
-                task = "classification" if any(type(v) in (str, bool) for v in (*labels, *preds)) else "regression"
-            name = "error" if task == "classification" else "abs_error"
-            self._add_signal(mon, name, name, "", "numeric", p0)
-        lab = sigs["label"]
-        if lab.kind == "numeric":
-            lab_values, bad = numeric_column(labels)
-            self.stats.type_mismatches += bad
-            self._outcome_values(mon, lab, Chunk(lab_values, pos, ts), feeds)
-        else:
-            lab.s_count += n
-            self._feed_categorical(mon, lab, labels, pos, ts, feeds)
-        if "error" in sigs:
-            err = _wrong(preds, labels) if wrong is None else wrong
-            self._outcome_values(mon, sigs["error"], Chunk(err, pos, ts), feeds)
-        else:
-            p_num, bad_p = numeric_column(preds)
-            l_num = lab_values if lab.kind == "numeric" else numeric_column(labels)[0]
-            self.stats.type_mismatches += bad_p
-            self._outcome_values(mon, sigs["abs_error"], Chunk(np.abs(p_num - l_num), pos, ts), feeds)
-
-    def _outcome_values(self, mon: Monitor, sig: Signal, chunk: Chunk, feeds: BatchFeeds) -> None:
-        n = chunk.values.shape[0]
-        missing = np.isnan(chunk.values)
-        k = int(missing.sum())
-        sig.s_count += n - k
-        sig.s_missing += k
-        sig.s_sum += float(np.where(missing, 0.0, chunk.values).sum())
-        self._feed_numeric(mon, sig, chunk, 0, n, feeds)
-
-    def _relate(self, out: BankOutput) -> None:
-        """Pipelines: a downstream stage's firing alert lists the alerts its upstream stages fired
-        within ``related_within_s`` of event time before it (this batch's included, whatever the
-        order they came out in)."""
-        firing = [a for a in out.alerts if a["status"] == "firing"]
-        for a in firing:
-            mon = self.monitors.get((a["model"], a["stage"], a["variant"]))
-            if mon is not None and (not mon.fired or mon.fired[-1][1] != a["alert_id"]):
-                mon.fired.append((int(a["detected_at"]), a["alert_id"]))
-                del mon.fired[:-_FIRED_KEPT]
-        span = self.config.related_within_s * 1000
-        for a in firing:
-            ups = self.config.upstream.get((a["model"], a["stage"]))
-            if not ups:
-                continue
-            at = int(a["detected_at"])
-            related = {aid for pair in ups for key in self._by_pair.get(pair, ())
-                       for ts, aid in self.monitors[key].fired if at - span <= ts <= at}  # fmt: skip
-            if related:
-                a["related"] = sorted(related)
-
-    def _compare_errors(self, pair: tuple[str, str], outcomes: Outcomes, wrong: np.ndarray, out: BankOutput) -> None:
-        """Candidates' error rates against their baseline's, on this batch's joined pairs and their
-        error indicator ``wrong`` (see ``variant_errors``); after the monitors ingested them."""
-        variants = outcomes.variants
-        for cand_key, rule in sorted(self._candidates[pair].items()):
-            cand = self.monitors.get(cand_key)
-            idx = [i for i, v in enumerate(variants) if v == rule.baseline or v == cand_key[2]]
-            if cand is None or not idx:
-                continue
-            n = len(idx)
-            side = np.fromiter((variants[i] != rule.baseline for i in idx), np.int64, n)
-            ts = outcomes.label_ts[idx]
-            pos = cand.joined - int(side.sum()) + np.cumsum(side) - 1
-            docs = compare_errors(rule, cand, side, ts, wrong[idx], pos, "error" in cand.signals, self._wall())
-            self._dirty.add(cand_key)  # its comparison counted them
-            for doc in docs:
-                self._emit(doc, out)
 
     def _compare_variants(
         self, index: dict[Key, int], events: Sequence[Any], gids: np.ndarray, out: BankOutput
@@ -619,302 +447,8 @@ class MonitorBank:
         return self._psi[epsilon]
 
     # --------------------------------------------------------------- detection
-    def _run(self, feeds: BatchFeeds, out: BankOutput) -> None:
-        for mb, feed in feeds.adwin.items():
-            if feed:
-                res = feed.build()
-                self._on_adwin(res, self._adwin[mb].update(res.seg), out)
-        if feeds.ph:
-            res = feeds.ph.build()
-            self._on_ph(res, self._ph.update(res.seg), out)
-        for eps, feed in feeds.psi_num.items():
-            if feed:
-                res = feed.build()
-                self._on_psi(res, self._psi[eps].update_numeric(res.seg), out)
-        for eps, feed in feeds.psi_cat.items():
-            if feed:
-                res = feed.build()
-                self._on_psi(res, self._psi[eps].update_codes(res.seg), out)
-
-    def _window(
-        self, res: FeedResult, i: int, events: int, owner: tuple[Monitor, Signal]
-    ) -> tuple[int, int, int, int, int]:
-        """(events, first_ts, last_ts, first_pos, last_pos) of the window ending at value ``i``.
-
-        The start is derived the same way whatever the batching (replays give equal alerts):
-        ``last_pos - events + 1`` and the event time marked at or before it.
-        """
-        mon, sig = owner
-        last_pos = int(res.pos[i])
-        first_pos = max(last_pos - events + 1, 0)
-        return events, mon.ts_at(first_pos, sig.role in OUTCOME_ROLES), int(res.ts[i]), first_pos, last_pos
-
-    def _change_point(
-        self, mon: Monitor, sig: Signal, detector: str, window: tuple[int, int, int, int, int], severity: str,
-        statistic: float, threshold: float, details: dict[str, Any], out: BankOutput,
-    ) -> None:  # fmt: skip
-        """Lifecycle of a change point: resolve a stale alert first, then fire or suppress."""
-        al = mon.settings.alerts
-        ts = window[2]
-        state = sig.alert_state(detector)
-        if state.change_point_resolves(ts, al.resolve_after_s * 1000):
-            self._emit_resolved(state, state.last_detection_ts + int(al.resolve_after_s * 1000), "quiet", out)
-        if not state.on_change_point(ts, al.cooldown_s * 1000):
-            self.stats.suppressed += 1
-            return
-        model, stage, variant = mon.key
-        aid = alert_id(model, stage, variant, sig.name, detector, window[4])
-        doc = alert_doc(mon, sig, aid=aid, detector=detector, severity=severity, statistic=statistic,
-                        threshold=threshold, window=window, details=details, emitted_at=self._wall())  # fmt: skip
-        state.start(aid, severity, ts, doc)
-        self._emit(doc, out)
-
-    def _on_adwin(self, res: FeedResult, det: ADWINDetections, out: BankOutput) -> None:
-        if not det.pos.shape[0]:
-            return
-        owners = det.segment
-        before, after = det.mean_before, det.mean_after
-        for j, i in enumerate(det.pos.tolist()):
-            k = int(owners[j])
-            mon, sig = res.owners[k]
-            shift = abs(float(after[j] - before[j]))
-            std = sig.profile.std if sig.profile else math.nan
-            crit = shift >= mon.settings.alerts.critical_shift_sd * std if std > 0 else shift > 0
-            ad = mon.settings.missing_adwin if sig.role == "missing" else mon.settings.detectors.adwin
-            window = self._window(res, i, max(int(det.cut[j, 2]), 1), (mon, sig))
-            details = {
-                "mean_before": float(before[j]),
-                "mean_after": float(after[j]),
-                "window_width": int(det.cut[j, 4]),
-                "older_values": int(det.cut[j, 0]),
-                "newer_values": int(det.cut[j, 2]),
-                "reference_std": std if math.isfinite(std) else None,
-            }
-            severity = "critical" if crit else "warning"
-            self._change_point(mon, sig, "adwin", window, severity, shift, ad.delta, details, out)
-
-    def _on_ph(self, res: FeedResult, det: PHDetections, out: BankOutput) -> None:
-        if not det.pos.shape[0]:
-            return
-        owners = det.segment
-        for j, i in enumerate(det.pos.tolist()):
-            k = int(owners[j])
-            mon, sig = res.owners[k]
-            assert sig.ph is not None and sig.profile is not None
-            window = self._window(res, i, int(det.run[j]), (mon, sig))
-            details = {
-                "direction": {1: "up", 2: "down", 3: "both"}[int(det.direction[j])],
-                "running_mean": float(det.mean[j]),
-                "reference_mean": sig.profile.mean if math.isfinite(sig.profile.mean) else None,
-                "reference_std": sig.profile.std if math.isfinite(sig.profile.std) else None,
-            }
-            threshold = self._ph.threshold(sig.ph)
-            stat = float(det.statistic[j])
-            self._change_point(mon, sig, "page_hinkley", window, "warning", stat, threshold, details, out)
-
-    def _on_psi(self, res: FeedResult, win: PSIWindows, out: BankOutput) -> None:
-        owners = win.segment
-        for j, i in enumerate(win.pos.tolist()):
-            k = int(owners[j])
-            mon, sig = res.owners[k]
-            ps = mon.settings.detectors.psi
-            value = float(win.psi[j])
-            sig.s_psi = value
-            severity = "critical" if value >= ps.critical else "warning" if value >= ps.warning else None
-            window = self._window(res, i, ps.window, (mon, sig))
-            state = sig.alert_state("psi")
-            action = state.on_psi_window(severity, mon.settings.alerts.cooldown_s * 1000, window[2], ps.resolve_windows)
-            if action == "resolve":
-                self._emit_resolved(state, window[2], f"{ps.resolve_windows} windows below {ps.warning}", out)
-            elif action in ("fire", "escalate"):
-                prof = sig.profile
-                assert prof is not None and severity is not None
-                n_bins = prof.n_bins
-                details = {
-                    "window_index": int(win.index[j]),
-                    "bins": prof.bin_labels(),
-                    "contributions": [float(c) for c in win.contributions[j, :n_bins]],
-                    "actual": (win.counts[j, :n_bins] / ps.window).tolist(),
-                    "expected": list(prof.proportions),
-                }
-                model, stage, variant = mon.key
-                where = int(win.index[j])
-                aid = (
-                    state.firing_id if action == "escalate" else alert_id(model, stage, variant, sig.name, "psi", where)
-                )
-                assert aid is not None
-                threshold = ps.critical if severity == "critical" else ps.warning
-                doc = alert_doc(
-                    mon, sig, aid=aid, detector="psi", severity=severity, statistic=value,
-                    threshold=threshold, window=window, details=details, emitted_at=self._wall(),
-                )  # fmt: skip
-                if action == "escalate":
-                    state.severity = severity
-                    state.firing_doc = doc
-                else:
-                    state.start(aid, severity, window[2], doc)
-                self._emit(doc, out)
-            elif severity is not None:
-                self.stats.suppressed += 1
-
-    def _resolve_quiet(self, mon: Monitor, last_ts: int, out: BankOutput) -> None:
-        ms = mon.settings.alerts.resolve_after_s * 1000
-        for sig in mon.signals.values():
-            for det, state in sig.alerts.items():
-                if det != "psi" and state.change_point_resolves(last_ts, ms):
-                    self._emit_resolved(state, state.last_detection_ts + int(ms), "quiet", out)
-
-    def _emit_resolved(self, state: AlertState, at_ts: int, reason: str, out: BankOutput) -> None:
-        firing = state.end()
-        if firing is not None:
-            self._emit(resolved_doc(firing, at_ts, reason, self._wall()), out)
-
-    def _emit(self, doc: dict[str, Any], out: BankOutput) -> None:
-        key = (doc["status"], doc["severity"], doc["detector"])
-        self.stats.alerts[key] = self.stats.alerts.get(key, 0) + 1
-        out.alerts.append(doc)
-
-    def _maybe_summary(self, mon: Monitor, last_ts: int, out: BankOutput) -> None:
-        if (
-            mon.summary_start_ts is None
-            or last_ts - mon.summary_start_ts < self.config.limits.metrics_interval_s * 1000
-        ):
-            return
-        out.summaries.append(summary_doc(mon, last_ts))
-        mon.summary_start_pos = mon.position
-        mon.summary_start_ts = last_ts
-        mon.latencies.clear()
-        for s in mon.signals.values():
-            s.reset_summary()
 
     # --------------------------------------------------------------- snapshots
-    @property
-    def has_dirty(self) -> bool:
-        """Whether a checkpoint has anything to write."""
-        return bool(self._dirty)
-
-    def take_dirty(self) -> set[Key]:
-        """Keys changed since the last call (what a checkpoint must write): monitors, label joins
-        (variant ``""``) and the join segments that changed (variant ``SEGMENT_KEY`` + id)."""
-        dirty, self._dirty = self._dirty, set()
-        for model, stage, _ in [k for k in dirty if k[2] == ""]:
-            dirty.update(_segment_key(model, stage, i) for i in self._joins[(model, stage)].take_changed())
-        return dirty
-
-    def take_closed_segments(self) -> list[Key]:
-        """Keys of the join segments that filled and changed since the last take or checkpoint
-        (see :meth:`LabelJoin.take_closed`): a runtime under transactions writes them early."""
-        return [
-            _segment_key(model, stage, i) for (model, stage), join in self._joins.items() for i in join.take_closed()
-        ]
-
-    def snapshot(self, key: Key) -> bytes:
-        """Everything needed to continue this monitor elsewhere with identical detections; for a
-        key with variant ``""``, the label join of its (model, stage), and with ``SEGMENT_KEY``,
-        one of that join's segments."""
-        if key[2] == "":
-            meta, columns = self._joins[key[:2]].to_state()
-            return pack({"join": list(key[:2]), **meta}, columns)
-        if key[2].startswith(SEGMENT_KEY):
-            meta, columns = self._joins[key[:2]].segment_state(int(key[2][len(SEGMENT_KEY) :]))
-            return pack({"join_segment": list(key[:2]), **meta}, columns)
-        mon = self.monitors[key]
-        arrays: dict[str, np.ndarray] = {}
-        for i, s in enumerate(mon.signals.values()):
-            if s.adwin is not None:
-                for name, arr in self._adwin[s.adwin_pool].state_of(s.adwin).items():
-                    arrays[f"{i}.adwin.{name}"] = arr
-            if s.ph is not None:
-                arrays[f"{i}.ph"] = self._ph.state_of(s.ph)
-            if s.psi is not None:
-                arrays[f"{i}.psi.eps"] = np.array([s.psi_pool])
-                for name, arr in self._psi[s.psi_pool].state_of(s.psi).items():
-                    arrays[f"{i}.psi.{name}"] = arr
-            if s.warm_pos:  # warm-up buffers: positions as a run, times as 4-byte offsets (mostly)
-                put_positions(arrays, f"{i}.warm_pos", np.concatenate(s.warm_pos))
-                put_times(arrays, f"{i}.warm_ts", f"{i}.warm_tb", np.concatenate(s.warm_ts))
-                if s.kind == "numeric":
-                    arrays[f"{i}.warm_values"] = np.concatenate(s.warm_values)
-        arrays["latencies"] = np.asarray(mon.latencies, dtype=np.float64)
-        arrays["marks"] = mon.marks_state()
-        if mon.joined:
-            arrays["joined_marks"] = mon.marks_state(outcomes=True)
-        return pack(mon.to_meta(), arrays)
-
-    def restore(self, blob: bytes) -> Key:
-        """Load a monitor from :meth:`snapshot`, replacing any monitor with that key."""
-        meta, arrays = unpack(blob)
-        if "join" in meta:
-            model, stage = (str(k) for k in meta["join"])
-            join = LabelJoin.from_state(self.config.label_settings(model, stage), meta, arrays)
-            self._joins[(model, stage)] = join
-            self._joins_read.add((model, stage))
-            for seg in self._strays.pop((model, stage), ()):
-                join.restore_segment(*seg)
-            return (model, stage, "")
-        if "join_segment" in meta:
-            model, stage = (str(k) for k in meta["join_segment"])
-            seg = LabelJoin.read_segment(meta, arrays)
-            if (model, stage) in self._joins_read:
-                self._joins[(model, stage)].restore_segment(*seg)  # False: stale, left out
-            else:
-                self._strays.setdefault((model, stage), []).append(seg)  # its join's record may come later
-            return _segment_key(model, stage, seg[0])
-        model, stage, variant = (str(k) for k in meta["key"])
-        key: Key = (model, stage, variant)
-        if key in self.monitors:
-            raise SnapshotError(f"monitor {key} already exists in this bank")
-        mon = Monitor(key, self.config.settings_for(*key), position=int(meta["position"]), version=meta["version"])
-        mon.restore_marks(arrays["marks"])
-        mon.summary_start_pos, mon.summary_start_ts = meta["summary"]
-        mon.latencies = arrays["latencies"].tolist()
-        for i, sm in enumerate(meta["signals"]):
-            sig = Signal(sm["name"], sm["role"], sm["source"], sm["kind"], sm["started_at"], sm["seen"])
-            sig.reference_source = sm["reference_source"]
-            sig.alerts = {k: AlertState.from_json(v) for k, v in sm["alerts"].items()}
-            sig.s_count, sig.s_missing, sig.s_sum, sig.s_psi = sm["summary"]
-            if sm["profile"] is not None:
-                sig.profile = SignalProfile.from_json(sm["profile"])
-            warm_pos = get_positions(arrays, f"{i}.warm_pos")
-            if warm_pos is not None:
-                sig.warm_pos = [warm_pos]
-                sig.warm_ts = [get_times(arrays, f"{i}.warm_ts", f"{i}.warm_tb")]
-                sig.warm_values = [arrays[f"{i}.warm_values"]] if sig.kind == "numeric" else [sm["warm_values"]]
-            if f"{i}.adwin.st" in arrays:
-                mb = arrays[f"{i}.adwin.totals"].shape[1] - 1
-                pool = self._adwin_pool(mb)
-                sig.adwin, sig.adwin_pool = pool.add(), mb
-                pool.set_state(
-                    sig.adwin,
-                    {n: arrays[f"{i}.adwin.{n}"] for n in ("st", "params", "counts", "totals", "variances")},
-                )
-            if f"{i}.ph" in arrays:
-                sig.ph = self._ph.add()
-                self._ph.set_state(sig.ph, arrays[f"{i}.ph"])
-            if f"{i}.psi.counts" in arrays and sig.profile is not None:
-                eps = float(arrays[f"{i}.psi.eps"][0])
-                psi_pool = self._psi_pool(eps)
-                sig.psi = psi_pool.add(sig.profile, int(arrays[f"{i}.psi.scalars"][1]))
-                sig.psi_pool = eps
-                psi_pool.set_state(
-                    sig.psi, {"counts": arrays[f"{i}.psi.counts"], "scalars": arrays[f"{i}.psi.scalars"]}
-                )
-            mon.signals[sig.name] = sig
-            self.stats.series += 1
-        if meta.get("comparison") is not None:
-            mon.comparison = Comparison.from_json(meta["comparison"])
-        mon.fired = [(int(ts), str(aid)) for ts, aid in meta.get("fired", ())]
-        mon.joined = int(meta.get("joined", 0))
-        if "joined_marks" in arrays:
-            mon.restore_marks(arrays["joined_marks"], outcomes=True)
-        self.monitors[key] = mon
-        self._track(key)
-        return key
-
-    def join_backlog(self) -> tuple[int, int]:
-        """(predictions waiting for a label, labels waiting for a prediction) over all joins."""
-        joins = self._joins.values()
-        return sum(j.size for j in joins), sum(len(j.waiting) for j in joins)
 
     def nbytes(self) -> int:
         """Bytes held by the detector pools (numpy state), excluding Python objects."""

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from detectors import EngineConfig, MonitorBank
-from detectors.bank import SEGMENT_KEY
+from detectors.bank_state import SEGMENT_KEY
 from detectors.config import LabelSettings
 from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin, Outcome, Outcomes
 from detectors.keys import request_key

@@ -153,7 +153,7 @@ class Processor(EventIntake, LabelIntake):
         tick = (0, time.monotonic())
         try:
             while not self.stopping:
-                msgs = self._next_batch()
+                msgs = self.consumer.consume(self.cfg.processor.batch_size, self.cfg.processor.poll_timeout_s)
                 if self.health is not None:
                     self.health.beat()
                 if msgs:
@@ -176,23 +176,6 @@ class Processor(EventIntake, LabelIntake):
             self.checkpoint()
         finally:
             self.close()
-
-    def _next_batch(self) -> list[Message]:
-        """What has arrived, up to ``batch_size`` messages, without waiting while some are queued;
-        else the first message within ``poll_timeout_s`` and what came with it.
-
-        ``consume(n, timeout)`` alone waits the whole timeout for a batch that is not full: on a
-        backlog's last batch, and on every batch of live traffic slower than ``batch_size`` per
-        timeout, where each event waited up to ``poll_timeout_s`` before it was looked at. A
-        busy processor still gets full batches: they queue up while it works."""
-        size = self.cfg.processor.batch_size
-        msgs = self.consumer.consume(size, 0)
-        if msgs:
-            return msgs
-        first = self.consumer.poll(self.cfg.processor.poll_timeout_s)
-        if first is None:
-            return []
-        return [first, *self.consumer.consume(size - 1, 0)] if size > 1 else [first]
 
     def _process(self, msgs: list[Message]) -> None:
         ensure_txn = self._begin_txn_if_needed

@@ -65,9 +65,7 @@ class ProcessorSettings(_Strict):
         "auto", description="auto: exactly_once, except at_least_once on the embedded broker."
     )
     batch_size: int = Field(10_000, ge=1, le=1_000_000)
-    poll_timeout_s: float = Field(
-        0.2, gt=0, le=10, description="Longest wait for a first message; a batch never waits to fill."
-    )
+    poll_timeout_s: float = Field(0.2, gt=0, le=10)
     checkpoint_interval_s: float = Field(2.0, gt=0, description="Seconds between checkpoints (transactions).")
     checkpoint_messages: int = Field(200_000, ge=1, description="Messages between checkpoints, whichever first.")
     transaction_timeout_s: float = Field(30.0, ge=1, description="exactly_once: broker aborts a dead process's.")

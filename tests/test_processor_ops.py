@@ -42,30 +42,6 @@ def test_home_partition_matches_librdkafka_murmur2_partitioner(broker: Broker, t
     assert {k: home_partition(k, 7) for k in keys} == seen
 
 
-def test_a_slow_stream_is_looked_at_as_it_arrives_not_after_the_poll_timeout(broker: Broker, tmp_path: Path) -> None:
-    """A batch that is not full does not wait for ``poll_timeout_s`` (here 10 s): events sent
-    one by one over ~4 s are processed in several batches, as they are fetched (waiting for a
-    full batch took them all in one, 10 s after the wait began)."""
-    prefix = f"s{uuid.uuid4().hex[:8]}"
-    run = start(tmp_path, broker, prefix, {"processor": {"poll_timeout_s": 10.0}})
-    try:
-        run.wait_ready()
-        items = scenario(100, {})
-        p = Producer(broker.conf(**{"linger.ms": 0, "partitioner": "murmur2_random"}))
-        for key, value in items:
-            p.produce(f"{prefix}-predictions", value, key)
-            assert p.flush(10) == 0
-            time.sleep(0.03)
-        wait_for(lambda: run.metric("driftstream_events_processed_total") >= len(items), 60, "the events processed")
-        batches = run.metric("driftstream_batch_messages_count")
-        rc, _ = run.stop(timeout=30)
-    finally:
-        if run.proc.poll() is None:
-            run.proc.kill()
-    assert rc == 0, run.log()[-3000:]
-    assert batches >= 4, f"{batches:.0f} batches for {len(items)} events sent one by one over ~4 s"
-
-
 def test_broker_restart_mid_stream_loses_nothing(apache_broker: Broker, tmp_path: Path) -> None:
     assert apache_broker.apache is not None
     prefix = f"r{uuid.uuid4().hex[:8]}"

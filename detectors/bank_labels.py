@@ -139,12 +139,12 @@ class LabelIntake(BankPart):
             self._outcome_values(mon, sigs["abs_error"], Chunk(np.abs(p_num - l_num), pos, ts), feeds)
 
     def _outcome_values(self, mon: Monitor, sig: Signal, chunk: Chunk, feeds: BatchFeeds) -> None:
-        n = chunk.values.shape[0]
-        missing = np.isnan(chunk.values)
-        k = int(missing.sum())
+        values = chunk.values
+        n = values.shape[0]
+        k = int(np.count_nonzero(np.isnan(values)))
         sig.s_count += n - k
         sig.s_missing += k
-        sig.s_sum += float(np.where(missing, 0.0, chunk.values).sum())
+        sig.s_sum += float(np.nansum(values) if k else values.sum())  # the same sum either way
         self._feed_numeric(mon, sig, chunk, 0, n, feeds)
 
     def _compare_errors(self, pair: tuple[str, str], outcomes: Outcomes, wrong: np.ndarray, out: BankOutput) -> None:

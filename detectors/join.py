@@ -79,6 +79,8 @@ _LABEL = attrgetter("label")
 _PREDICTION = attrgetter("prediction")
 _TS = attrgetter("ts")
 _ORDER = itemgetter(0, 1)
+_GEN_SHIFT = SEGMENT_SIZE.bit_length() - 1  # a row code's generation (SEGMENT_SIZE is a power of 2)
+_SALTS: dict[int, np.ndarray] = {}  # variants in a join -> their salts (shared: never written)
 
 
 @dataclass(slots=True)
@@ -193,7 +195,8 @@ class LabelJoin:
             end = done + take
             self.changed.add(seg.id)  # before a replaced row of its own is noted: its record is rewritten
             row = col.put(keys[done:end], checks[done:end], tss[done:end], preds[done:end])
-            codes = np.arange(row, row + take, dtype=np.int64) + seg.gen * SEGMENT_SIZE
+            first = seg.gen * SEGMENT_SIZE + row
+            codes = np.arange(first, first + take, dtype=np.int64)
             old = self.table.put(salted[done:end], checks[done:end], codes)
             if old.max() >= 0:
                 self._kill(variant, old[old >= 0], note=True)
@@ -205,11 +208,11 @@ class LabelJoin:
 
     def _by_segment(self, codes: np.ndarray) -> Iterable[tuple[Segment, np.ndarray, np.ndarray | slice]]:
         """(segment, rows, positions in ``codes``) of row codes, one segment at a time."""
-        gens = codes // SEGMENT_SIZE
-        rows = codes - gens * SEGMENT_SIZE
-        lo, hi = int(gens.min()), int(gens.max())
+        lo, hi = int(codes.min()) >> _GEN_SHIFT, int(codes.max()) >> _GEN_SHIFT
         if lo == hi:  # the common case
-            return ((self.by_gen[lo], rows, slice(None)),)
+            return ((self.by_gen[lo], codes - lo * SEGMENT_SIZE, slice(None)),)
+        gens = codes >> _GEN_SHIFT
+        rows = codes & (SEGMENT_SIZE - 1)
         return ((self.by_gen[g], rows[at], at) for g in range(lo, hi + 1) if len(at := np.flatnonzero(gens == g)))
 
     def _kill(self, variant: str, codes: np.ndarray, note: bool) -> None:
@@ -305,7 +308,11 @@ class LabelJoin:
         return out
 
     def _salts(self) -> np.ndarray:
-        return np.array(list(map(salt, range(len(self.variants)))), np.int64)
+        n = len(self.variants)
+        out = _SALTS.get(n)
+        if out is None:
+            out = _SALTS[n] = np.array(list(map(salt, range(n))), np.int64)
+        return out
 
     def _settle(
         self, stop: int, codes: np.ndarray, lts: np.ndarray, plain: np.ndarray, stats: JoinStats

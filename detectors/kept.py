@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["SEGMENT_SIZE", "Column", "Segment"]
 
-SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column)
+SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column); a power of 2
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
 _BUSY = SEGMENT_SIZE // 4  # a put of this many rows or more grows the column to SEGMENT_SIZE at once
 

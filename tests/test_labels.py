@@ -408,6 +408,19 @@ def test_full_segments_can_be_taken_as_they_fill_and_the_checkpoint_skips_them()
     assert j.take_closed() == []  # the gone ones are not listed (nothing could write them)
 
 
+def test_one_drain_takes_predictions_from_several_segments_in_label_order() -> None:
+    j, st = join(ttl_s=3600, max_pending=5 * SEGMENT_SIZE), JoinStats()
+    n = 3 * SEGMENT_SIZE + 7
+    note(j, [pred(f"r{i}", T0 + i, float(i)) for i in range(n)], "primary", st)
+    picks = [2 * SEGMENT_SIZE + 9, 5, n - 1, SEGMENT_SIZE + 7, 6]  # segments 2, 0, 3, 1, 0
+    assert j.take_changed() == [0, 1, 2, 3]  # a checkpoint wrote them: takes are noted from now on
+    j.labels([LabelEvent(f"r{i}", i % 2, T0 + n + k) for k, i in enumerate(picks)], st)
+    got = j.drain(st)
+    assert [(o.prediction, o.label, o.predicted_ts) for o in got] == [(float(i), i % 2, T0 + i) for i in picks]
+    assert j.size == n - len(picks) and st.joined == len(picks)
+    assert [len(s.removed) for s in j.segments] == [2, 1, 1, 1]
+
+
 def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_capacity() -> None:
     j, st = join(), JoinStats()
     note(j, [pred(f"r{i}", T0 + i) for i in range(10)], "primary", st)

@@ -192,7 +192,7 @@ def labels(broker: str, events: int, quick: bool) -> dict[str, float]:
     from .bench_labels import bench_labels  # noqa: PLC0415
 
     n = 200_000 if quick else min(events, 600_000)
-    return _on_broker(broker, lambda bootstrap: bench_labels(bootstrap, n, repeats=1 if quick else 3))
+    return _on_broker(broker, lambda bootstrap: bench_labels(bootstrap, n, repeats=1 if quick else 5))
 
 
 def faust(broker: str, events: int, quick: bool) -> dict[str, float]:

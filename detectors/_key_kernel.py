@@ -14,9 +14,9 @@ The table is linear probing with backward-shift deletion (no tombstones). A slot
 int64, four to a cache line: the key, and the check and value packed as ``check * 2^31 +
 value + 1`` (0: empty). A value is below ``VALUES`` (2^30): the join's row codes wrap there,
 and "newer" is decided modulo ``VALUES`` (the live codes of a join span far less than half of
-it). Slots of three int64 (key, check, value) made the tables half as large again: in the
-labels benchmark, 60 stages' tables held ~47 MB, more than this machine's 32 MB L3 cache. The
-caller keeps the load at most one half. A join keeps one table
+it). Slots of three int64 (key, check, value) made the tables half as large again: with 60
+busy stages they outgrew the 32 MB L3 cache, and the labels benchmark's run B slowed most
+when the machine was busy. The caller keeps the load at most one half. A join keeps one table
 for all its variants: a variant's keys are the request keys xor the variant's salt.
 """
 

@@ -10,14 +10,10 @@ string and no Python object is made per kept prediction; that was most of a labe
 cost (building 600,000 request-id strings and a dict slot for each took ~0.2 s of the labels
 benchmark's ~1.9 s).
 
-The table is linear probing with backward-shift deletion (no tombstones). A slot is two
-int64, four to a cache line: the key, and the check and value packed as ``check * 2^31 +
-value + 1`` (0: empty). A value is below ``VALUES`` (2^30): the join's row codes wrap there,
-and "newer" is decided modulo ``VALUES`` (the live codes of a join span far less than half of
-it). Slots of three int64 (key, check, value) made the tables half as large again: with 60
-busy stages they outgrew the 32 MB L3 cache, and the labels benchmark's run B slowed most
-when the machine was busy. The caller keeps the load at most one half. A join keeps one table
-for all its variants: a variant's keys are the request keys xor the variant's salt.
+The table is linear probing with backward-shift deletion (no tombstones). A slot is a row of
+three int64, so one probe touches one cache line: a key, its check and a value (-1: empty).
+The caller keeps the load at most one half. A join keeps one table for all its variants: a
+variant's keys are the request keys xor the variant's salt.
 """
 
 from __future__ import annotations
@@ -39,26 +35,10 @@ def span_keys(buf: np.ndarray, spans: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return keys, checks
 
 
-VALUES = 1 << 30  # values (row codes) are below this; "newer" is decided modulo it
-_HALF = VALUES >> 1
-_LOW = (1 << 31) - 1  # the packed word's value bits
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _check(w: int) -> int:
-    return w >> 31
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _value(w: int) -> int:
-    return (w & _LOW) - 1
-
-
 @njit(cache=True, nogil=True)
 def table_put(t: np.ndarray, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray, old: np.ndarray) -> int:
-    """Insert ``keys[i] -> vals[i]``; a key already there keeps the newer value (the newer row,
-    modulo ``VALUES``). ``old[i]``: the value that lost (-1 when the key was new). Returns the
-    keys added."""
+    """Insert ``keys[i] -> vals[i]``; a key already there keeps the larger value (the newer
+    row). ``old[i]``: the value that lost (-1 when the key was new). Returns the keys added."""
     mask = t.shape[0] - 1
     added = 0
     for i in range(keys.shape[0]):
@@ -66,18 +46,18 @@ def table_put(t: np.ndarray, keys: np.ndarray, checks: np.ndarray, vals: np.ndar
         v = vals[i]
         h = k & mask
         while True:
-            w = t[h, 1]
-            if w == 0:
+            cur = t[h, 2]
+            if cur < 0:
                 t[h, 0] = k
-                t[h, 1] = checks[i] * (_LOW + 1) + v + 1
+                t[h, 1] = checks[i]
+                t[h, 2] = v
                 old[i] = -1
                 added += 1
                 break
             if t[h, 0] == k:
-                cur = _value(w)
-                ahead = (v - cur) & (VALUES - 1)
-                if 0 < ahead < _HALF:
-                    t[h, 1] = checks[i] * (_LOW + 1) + v + 1
+                if cur < v:
+                    t[h, 1] = checks[i]
+                    t[h, 2] = v
                     old[i] = cur
                 else:
                     old[i] = v
@@ -94,10 +74,10 @@ def table_find(t: np.ndarray, keys: np.ndarray, checks: np.ndarray, out: np.ndar
         k = keys[i]
         h = k & mask
         out[i] = -1
-        while t[h, 1] != 0:
+        while t[h, 2] >= 0:
             if t[h, 0] == k:
-                if _check(t[h, 1]) == checks[i]:
-                    out[i] = _value(t[h, 1])
+                if t[h, 1] == checks[i]:
+                    out[i] = t[h, 2]
                 break
             h = (h + 1) & mask
 
@@ -108,13 +88,14 @@ def _delete(t: np.ndarray, h: int, mask: int) -> None:
     j = h
     while True:
         j = (j + 1) & mask
-        if t[j, 1] == 0:
+        if t[j, 2] < 0:
             break
         if ((j - (t[j, 0] & mask)) & mask) >= ((j - h) & mask):
             t[h, 0] = t[j, 0]
             t[h, 1] = t[j, 1]
+            t[h, 2] = t[j, 2]
             h = j
-    t[h, 1] = 0
+    t[h, 2] = -1
 
 
 @njit(cache=True, nogil=True)
@@ -125,9 +106,9 @@ def table_remove(t: np.ndarray, keys: np.ndarray, vals: np.ndarray) -> int:
     for i in range(keys.shape[0]):
         k = keys[i]
         h = k & mask
-        while t[h, 1] != 0 and t[h, 0] != k:
+        while t[h, 2] >= 0 and t[h, 0] != k:
             h = (h + 1) & mask
-        if t[h, 1] != 0 and _value(t[h, 1]) == vals[i]:
+        if t[h, 2] >= 0 and t[h, 2] == vals[i]:
             _delete(t, h, mask)
             gone += 1
     return gone
@@ -152,10 +133,10 @@ def table_settle(
         for v in range(salts.shape[0]):
             k = keys[i] ^ salts[v]
             h = k & mask
-            while t[h, 1] != 0:
+            while t[h, 2] >= 0:
                 if t[h, 0] == k:
-                    if _check(t[h, 1]) == checks[i]:
-                        codes[i, v] = _value(t[h, 1])
+                    if t[h, 1] == checks[i]:
+                        codes[i, v] = t[h, 2]
                         _delete(t, h, mask)
                         found = True
                     break
@@ -170,10 +151,11 @@ def table_fill(t: np.ndarray, old: np.ndarray) -> None:
     """Re-insert a smaller table's live entries (growing or shrinking)."""
     mask = t.shape[0] - 1
     for i in range(old.shape[0]):
-        if old[i, 1] == 0:
+        if old[i, 2] < 0:
             continue
         h = old[i, 0] & mask
-        while t[h, 1] != 0:
+        while t[h, 2] >= 0:
             h = (h + 1) & mask
         t[h, 0] = old[i, 0]
         t[h, 1] = old[i, 1]
+        t[h, 2] = old[i, 2]

@@ -46,7 +46,7 @@ import numpy as np
 
 from .config import LabelSettings
 from .join_records import head_record, read_head, read_segment, segment_record
-from .kept import GENS, SEGMENT_SIZE, Column, Segment
+from .kept import SEGMENT_SIZE, Column, Segment
 from .keys import KeyTable, request_keys, salt
 from .outcomes import Outcome, Outcomes
 from .waiting import LabelQueue
@@ -98,7 +98,7 @@ class LabelJoin:
     waiting: LabelQueue = field(default_factory=LabelQueue)
     changed: set[int] = field(default_factory=set)  # ids of segments changed since the last take
     table: KeyTable = field(default_factory=KeyTable)  # key ^ variant salt -> row code (gen, row)
-    by_gen: dict[int, Segment] = field(default_factory=dict)  # the live segments by generation % GENS
+    by_gen: dict[int, Segment] = field(default_factory=dict)  # the live segments by generation
     emptied: bool = False  # a label took a segment's last prediction: drop it at the next drain
 
     def __post_init__(self) -> None:
@@ -184,7 +184,7 @@ class LabelJoin:
                 used = {s.id for s in self.segments}
                 seg = Segment(next(i for i in count() if i not in used), self.next_gen)
                 self.segments.append(seg)
-                self.by_gen[seg.gen % GENS] = seg
+                self.by_gen[seg.gen] = seg
                 self.next_gen += 1
                 self.open_inserts = 0
             seg = self.segments[-1]
@@ -195,7 +195,7 @@ class LabelJoin:
             end = done + take
             self.changed.add(seg.id)  # before a replaced row of its own is noted: its record is rewritten
             row = col.put(keys[done:end], checks[done:end], tss[done:end], preds[done:end])
-            first = seg.base + row
+            first = seg.gen * SEGMENT_SIZE + row
             codes = np.arange(first, first + take, dtype=np.int64)
             old = self.table.put(salted[done:end], checks[done:end], codes)
             if old.max() >= 0:
@@ -213,8 +213,7 @@ class LabelJoin:
             return ((self.by_gen[lo], codes - lo * SEGMENT_SIZE, slice(None)),)
         gens = codes >> _GEN_SHIFT
         rows = codes & (SEGMENT_SIZE - 1)
-        ats = ((g, np.flatnonzero(gens == g)) for g in np.unique(gens).tolist())  # not a range: codes wrap
-        return ((self.by_gen[g], rows[at], at) for g, at in ats)
+        return ((self.by_gen[g], rows[at], at) for g in range(lo, hi + 1) if len(at := np.flatnonzero(gens == g)))
 
     def _kill(self, variant: str, codes: np.ndarray, note: bool) -> None:
         """Mark the rows of these codes dead; with ``note``, note them in the segments whose
@@ -389,7 +388,7 @@ class LabelJoin:
                 if len(capped) or len(old):
                     self.changed.add(seg.id)
                     gone = np.concatenate([capped, old])
-                    self.table.remove(col.keys[gone] ^ self._salt(variant), gone + seg.base)
+                    self.table.remove(col.keys[gone] ^ self._salt(variant), gone + seg.gen * SEGMENT_SIZE)
                 evicted += len(capped)
                 expired += len(old)
             if len(seg):
@@ -398,7 +397,7 @@ class LabelJoin:
         if not all(self.segments[:-1]):
             for s in self.segments[:-1]:
                 if not s:
-                    del self.by_gen[s.gen % GENS]
+                    del self.by_gen[s.gen]
             self.segments = [s for s in self.segments[:-1] if s] + self.segments[-1:]
         return evicted, expired
 
@@ -456,8 +455,8 @@ class LabelJoin:
 
     def restore_segment(self, seg_id: int, gen: int, entries: dict[str, Column]) -> bool:
         """Fill a listed segment; False for a record of a segment this join does not hold (stale)."""
-        seg = self.by_gen.get(gen % GENS)
-        if seg is None or seg.id != seg_id or seg.gen != gen:
+        seg = self.by_gen.get(gen)
+        if seg is None or seg.id != seg_id:
             return False
         notes: dict[str, list[int]] = {}
         for key, variant in seg.removed:  # taken after the record was written
@@ -467,7 +466,7 @@ class LabelJoin:
                 rows = col.live_rows()
                 col.kill(rows[np.isin(col.keys[rows], notes[variant])])
             rows = col.live_rows()
-            lost = self.table.put(col.keys[rows] ^ self._salt(variant), col.checks[rows], rows + seg.base)
+            lost = self.table.put(col.keys[rows] ^ self._salt(variant), col.checks[rows], rows + gen * SEGMENT_SIZE)
             seg.entries[variant] = col
             if lost.max(initial=-1) >= 0:  # the same request kept in two segments: the newer wins
                 self._kill(variant, lost[lost >= 0], note=False)

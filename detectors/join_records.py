@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .kept import GENS, Column, Segment
+from .kept import Column, Segment
 from .keys import request_key, request_keys
 from .snapshot import get_times, put_times
 from .waiting import Inline, Waiting
@@ -90,7 +90,7 @@ def read_head(join: LabelJoin, meta: dict[str, Any], arrays: dict[str, np.ndarra
             )
             for i, g, ks, vs in meta["segments"]
         ]
-    join.by_gen = {s.gen % GENS: s for s in join.segments}
+    join.by_gen = {s.gen: s for s in join.segments}
     join.open_inserts = int(meta["open_inserts"])
     join.next_gen = int(meta["next_gen"])
     waiting = meta["waiting"]

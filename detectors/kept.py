@@ -17,12 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .keys import VALUES
-
-__all__ = ["GENS", "SEGMENT_SIZE", "Column", "Segment"]
+__all__ = ["SEGMENT_SIZE", "Column", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column); a power of 2
-GENS = VALUES // SEGMENT_SIZE  # row codes name a segment by its generation modulo this
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
 _BUSY = SEGMENT_SIZE // 4  # a put of this many rows or more grows the column to SEGMENT_SIZE at once
 
@@ -168,12 +165,6 @@ class Segment:
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))
-
-    @property
-    def base(self) -> int:
-        """The row code of its first row: ``base + row``. Codes wrap at ``keys.VALUES``, so the
-        generation counts modulo ``GENS`` (a join's live segments span far fewer)."""
-        return self.gen % GENS * SEGMENT_SIZE
 
     def written(self) -> None:
         """Its record is being written anew: the notes and their rent start over."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _key_kernel as K
 
-__all__ = ["VALUES", "KeyTable", "request_key", "request_keys", "salt", "span_keys"]
+__all__ = ["KeyTable", "request_key", "request_keys", "salt", "span_keys"]
 
 _EMPTY = np.empty(0, np.int64)
 
@@ -52,13 +52,9 @@ def salt(variant: int) -> int:
     return x - 2**64 if x >= 2**63 else x
 
 
-VALUES = K.VALUES  # values are below this; of two for one key, the newer (modulo VALUES) stays
-
-
 class KeyTable:
-    """key -> (check, value), a value being a kept prediction's row code (0 ≤ value < VALUES)
-    and a check a 32-bit hash (≥ 0), for many keys per call. ``slots`` is (capacity × 2): key,
-    and check and value packed (0: empty; see ``_key_kernel``)."""
+    """key -> (check, value), a value being a kept prediction's row code (≥ 0), for many keys
+    per call. ``slots`` is (capacity × 3): key, check, value (-1: empty)."""
 
     __slots__ = ("count", "slots")
 
@@ -74,8 +70,8 @@ class KeyTable:
         return int(self.slots.shape[0])
 
     def put(self, keys: np.ndarray, checks: np.ndarray, vals: np.ndarray) -> np.ndarray:
-        """Insert; a key already there keeps the newer value (modulo VALUES). The values that
-        lost (-1 where the key was new): rows the caller no longer reaches."""
+        """Insert; a key already there keeps the larger value. The values that lost (-1 where
+        the key was new): rows the caller no longer reaches."""
         need = self.count + len(keys)
         if 2 * need > self.capacity:
             self._resize(need)
@@ -120,4 +116,6 @@ class KeyTable:
 
 
 def _empty(capacity: int) -> np.ndarray:
-    return np.zeros((capacity, 2), np.int64)
+    slots = np.zeros((capacity, 3), np.int64)
+    slots[:, 2] = -1
+    return slots

@@ -14,7 +14,6 @@ from detectors import EngineConfig, MonitorBank
 from detectors.bank_state import SEGMENT_KEY
 from detectors.config import LabelSettings
 from detectors.join import RENT, SEGMENT_SIZE, JoinStats, LabelJoin, Outcome, Outcomes
-from detectors.kept import GENS
 from detectors.keys import request_key
 from detectors.snapshot import pack, unpack
 from schemas import LabelEvent, PredictionEvent, load_schema
@@ -420,24 +419,6 @@ def test_one_drain_takes_predictions_from_several_segments_in_label_order() -> N
     assert [(o.prediction, o.label, o.predicted_ts) for o in got] == [(float(i), i % 2, T0 + i) for i in picks]
     assert j.size == n - len(picks) and st.joined == len(picks)
     assert [len(s.removed) for s in j.segments] == [2, 1, 1, 1]
-
-
-def test_row_codes_wrap_with_the_generations_and_the_join_still_takes_and_restores() -> None:
-    j, st = join(ttl_s=3600, max_pending=8 * SEGMENT_SIZE), JoinStats()
-    j.next_gen = GENS - 2  # a long-lived join: its segments' generations pass GENS
-    n = 4 * SEGMENT_SIZE - 3
-    note(j, [pred(f"r{i}", T0 + i, float(i)) for i in range(n)], "primary", st)
-    assert [s.gen for s in j.segments] == [GENS - 2, GENS - 1, GENS, GENS + 1]
-    assert [s.base for s in j.segments] == [(GENS - 2) * SEGMENT_SIZE, (GENS - 1) * SEGMENT_SIZE, 0, SEGMENT_SIZE]
-    picks = [2 * SEGMENT_SIZE + 1, SEGMENT_SIZE + 2, 3 * SEGMENT_SIZE, 4]  # across the wrap, in one drain
-    j.labels([LabelEvent(f"r{i}", 1, T0 + n + k) for k, i in enumerate(picks)], st)
-    assert [o.prediction for o in j.drain(st)] == [float(i) for i in picks]
-    note(j, [pred("r5", T0 + n, -1.0)], "primary", st)  # r5 again, past the wrap: the newer row wins
-    assert j.size == n - len(picks) and j.pending[(rk("r5"), "primary")] == (T0 + n, -1.0)
-    back = round_trip(j)
-    assert back.pending == j.pending
-    back.labels([LabelEvent(f"r{i}", 0, T0 + 2 * n) for i in (5, 3 * SEGMENT_SIZE + 1, 7)], st)
-    assert [o.prediction for o in back.drain(st)] == [-1.0, float(3 * SEGMENT_SIZE + 1), 7.0]
 
 
 def test_a_record_of_the_open_segment_newer_than_the_head_restores_within_its_capacity() -> None:

@@ -40,7 +40,7 @@ from .bench_processor import FEATURES, KEYS, PARTITIONS, _produce
 __all__ = ["bench_labels"]
 
 DELAY_MS = 2_000
-WARM_S = 1.0  # the prefetch before the clock starts (Tansu fills the 64 MB queue in about that)
+WARM_S = 1.0  # the prefetch before the clock starts (a first ~6 MB fetch took ~100 ms from Tansu)
 
 
 def _traffic(n: int, share: float) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]:

@@ -337,11 +337,10 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
     ) -> None:
         """A group's (numeric sources, events) block to its signals' detectors."""
         n = ts.shape[0]
-        k = block.shape[0]
-        num = Chunk(block.ravel(), np.tile(pos, k), np.tile(ts, k))
+        num = Chunk(block.ravel(), pos, ts, n)  # one row per signal, sharing the events' pos and ts
         missing = np.isnan(block)
         # The 0/1 copy only when some signal here has a missing indicator.
-        miss = Chunk(missing.ravel().astype(np.float64), num.pos, num.ts) if lay.missing_of else None
+        miss = Chunk(missing.ravel().astype(np.float64), pos, ts, n) if lay.missing_of else None
         counts = n - missing.sum(axis=1)
         sums = np.where(missing, 0.0, block).sum(axis=1)
         for sig, r in lay.numeric_rows:
@@ -374,7 +373,7 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
     def _feed_numeric(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, n: int, feeds: BatchFeeds) -> None:
         start = 0
         if not sig.active:
-            start = self._warm(mon, sig, chunk.values[lo : lo + n], chunk.pos[lo : lo + n], chunk.ts[lo : lo + n])
+            start = self._warm(mon, sig, chunk.values[lo : lo + n], *chunk.events(lo, lo + n))
             if not sig.active:
                 return
             replay = Chunk(np.concatenate(sig.warm_values), np.concatenate(sig.warm_pos), np.concatenate(sig.warm_ts))

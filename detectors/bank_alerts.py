@@ -55,9 +55,9 @@ class AlertLifecycle(BankPart):
         ``last_pos - events + 1`` and the event time marked at or before it.
         """
         mon, sig = owner
-        last_pos = int(res.pos[i])
+        last_pos, last_ts = res.event(i)
         first_pos = max(last_pos - events + 1, 0)
-        return events, mon.ts_at(first_pos, sig.role in OUTCOME_ROLES), int(res.ts[i]), first_pos, last_pos
+        return events, mon.ts_at(first_pos, sig.role in OUTCOME_ROLES), last_ts, first_pos, last_pos
 
     def _change_point(
         self, mon: Monitor, sig: Signal, detector: str, window: tuple[int, int, int, int, int], severity: str,

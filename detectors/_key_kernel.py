@@ -12,7 +12,7 @@ benchmark's ~1.9 s).
 
 The table is linear probing with backward-shift deletion (no tombstones). A slot is a row of
 three int64, so one probe touches one cache line: a key, its check and a value (-1: empty).
-The caller keeps the load at most one half. A join keeps one table for all its variants: a
+The caller keeps the load at most three quarters. A join keeps one table for all its variants: a
 variant's keys are the request keys xor the variant's salt.
 """
 

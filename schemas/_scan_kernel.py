@@ -114,7 +114,8 @@ def _same(x: np.ndarray, a: int, y: np.ndarray, b: int, n: int) -> bool:
 
 @njit(cache=True, nogil=True)
 def scan(
-    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray
+    buf: np.ndarray, starts: np.ndarray, ends: np.ndarray, nums: np.ndarray, kinds: np.ndarray, spans: np.ndarray,
+    skel: np.ndarray,
 ) -> tuple[
     np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
     np.ndarray,
@@ -132,15 +133,14 @@ def scan(
     One flat loop per byte on purpose: a call to another compiled function costs ~10 ns here,
     even with ``inline="always"``, and a byte costs well under 1 ns (a call per message is
     fine).
+
+    The caller gives the token arrays and ``skel``, with room for ``len(buf) // 2 + 1`` tokens
+    (a value and its separator take two bytes at least) and ``len(buf) + 2`` skeleton bytes,
+    and gets them back; their contents on the way in do not matter.
     """
     n = starts.shape[0]
-    size = buf.shape[0]
     template = np.full(n, -1, np.int32)
     first = np.zeros(n, np.int64)
-    nums = np.empty(size // 2 + 1, np.float64)
-    kinds = np.empty(size // 2 + 1, np.uint8)
-    spans = np.empty((size // 2 + 1, 2), np.int64)
-    skel = np.empty(size + 2, np.uint8)
     skel_bounds = np.zeros(MAX_TEMPLATES + 1, np.int64)
     counts = np.zeros(MAX_TEMPLATES, np.int64)
     table = np.full(_TABLE, -1, np.int32)

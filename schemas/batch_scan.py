@@ -8,6 +8,7 @@ checks their values with array operations (:func:`check_templates`, :func:`lengt
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Hashable, Sequence
 from operator import itemgetter
 from typing import Any, Generic, NamedTuple, TypeVar
@@ -64,10 +65,38 @@ def scan_batch(values: Sequence[bytes], max_bytes: int) -> Scan:
     ends = np.cumsum(lens)
     raw = b"".join(scanned)
     buf = np.frombuffer(raw, np.uint8)
-    template, first, nums, kinds, spans, skel, bounds, counts, rk, rc = K.scan(buf, ends - lens, ends)
+    room = _room(buf.shape[0])
+    template, first, nums, kinds, spans, skel, bounds, counts, rk, rc = K.scan(buf, ends - lens, ends, *room)
     template[big] = -1
     return Scan(raw, buf, template, first, nums, kinds, spans, skel, bounds, counts, rk.view(np.int64),
                 rc.view(np.int64))  # fmt: skip
+
+
+# The token arrays of the last batch scanned on each thread, used again for the next one: a
+# batch's are tens of MB (sized for the worst case) and few of their pages are touched. Fresh
+# each time, they landed where the heap had room, which in a process that also grows its label
+# joins' tables and segments was often new pages: in the labels benchmark's run B, 8,000-18,000
+# page faults per run in the event decoding, against ~250 in run A. Every decoder copies what
+# it keeps out of them (fancy indexing, strings), so the next batch may overwrite them.
+_ROOM = threading.local()
+_ROOM_MAX = 8 << 20  # batches of more bytes get arrays of their own, not kept
+
+
+def _room(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(nums, kinds, spans, skel) with room for a batch of ``size`` bytes."""
+    tokens = size // 2 + 1
+    kept: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = getattr(_ROOM, "arrays", None)
+    if kept is not None and kept[0].shape[0] >= tokens and kept[3].shape[0] >= size + 2:
+        return kept
+    if size > _ROOM_MAX:
+        tokens_room, skel_room = tokens, size + 2
+    else:  # some headroom, so a slightly larger batch does not allocate again
+        tokens_room, skel_room = tokens + tokens // 4, size + 2 + size // 4
+    made = (np.empty(tokens_room, np.float64), np.empty(tokens_room, np.uint8), np.empty((tokens_room, 2), np.int64),
+            np.empty(skel_room, np.uint8))  # fmt: skip
+    if size <= _ROOM_MAX:
+        _ROOM.arrays = made
+    return made
 
 
 def rebuild(skeleton: bytes) -> bytes:

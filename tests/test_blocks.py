@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from detectors.keys import request_keys
 from schemas import EventBlock, PredictionEvent, decode, decode_blocks, settle
 from schemas.blocks import shape_of
+from schemas.label_blocks import decode_label_blocks
 
 EXAMPLES = json.loads((Path(__file__).parents[1] / "schemas" / "examples" / "events.json").read_text())
 
@@ -29,8 +30,15 @@ def _same(x: Any, y: float) -> bool:
 
 def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) -> tuple[list[EventBlock], np.ndarray]:
     """Every message a block holds decodes to the same event; every rejected one is left out."""
-    fb = np.array(fallback, np.int64)
-    blocks, owner = decode_blocks(values, fb, max_bytes)
+    blocks, owner = decode_blocks(values, np.array(fallback, np.int64), max_bytes)
+    check_blocks(values, fallback, blocks, owner, max_bytes)
+    return blocks, owner
+
+
+def check_blocks(
+    values: list[bytes], fallback: list[int], blocks: list[EventBlock], owner: np.ndarray, max_bytes: int = 1_048_576
+) -> None:  # fmt: skip
+    """:func:`check` of blocks decoded already."""
     assert owner.shape == (len(values),)
     for b, blk in enumerate(blocks):
         assert (owner[blk.rows] == b).all()
@@ -63,7 +71,27 @@ def check(values: list[bytes], fallback: list[int], max_bytes: int = 1_048_576) 
             )
         assert ev.version == blk.version  # the last event's version
         assert [(e.model, e.ts) for e in blk.events()] == [(blk.model, int(t)) for t in blk.ts]
-    return blocks, owner
+
+
+def test_a_batchs_blocks_outlive_the_next_batchs_scan() -> None:
+    """The scan's token arrays are used again for the next batch (``batch_scan._room``): what a
+    block keeps must be its own."""
+    rng = random.Random(3)
+
+    def batch(n: int, tag: str) -> list[bytes]:
+        return [orjson.dumps({"model": f"m{i % 3}{tag}", "stage": "s", "ts": 1_000 + i, "request_id": f"{tag}{i}",
+                              "prediction": rng.random(), "features": {"x": rng.random(), "c": f"{tag}{i % 5}"}})
+                for i in range(n)]  # fmt: skip
+
+    first = batch(600, "a")
+    blocks, owner = decode_blocks(first, np.full(600, -1, np.int64))
+    assert blocks
+    later = batch(500, "b")  # fits the same arrays, and overwrites them
+    decode_blocks(later, np.full(500, -1, np.int64))
+    labels = [orjson.dumps({"request_id": f"r{i}", "label": i % 2, "ts": 5, "model": "m", "stage": "s"})
+              for i in range(300)]  # fmt: skip
+    decode_label_blocks(labels, np.full(300, -1, np.int64))
+    check_blocks(first, [-1] * 600, blocks, owner)
 
 
 def test_shared_examples() -> None:

@@ -2,11 +2,12 @@
 
 On this kind of machine (a VM), a page the process touches for the first time costs ~2 µs to
 fault in: ~0.5 ms per MB. A labelled stage grows its key tables and segment columns and writes
-megabytes of state records per checkpoint, and each batch's scan allocates tens of MB of token
-arrays. glibc serves large blocks with ``mmap`` and returns freed memory at the top of its
-heap to the kernel, so much of that is fresh pages again and again. With large blocks served
-from the heap and up to ``keep_mb`` of free memory kept, they reuse pages the process already
-has. The price is a resident size that stays up to ``keep_mb`` above what is live after a peak.
+megabytes of state records per checkpoint (the batch scan's token arrays, tens of MB, are kept
+by ``schemas.batch_scan`` itself). glibc serves large blocks with ``mmap`` and returns freed
+memory at the top of its heap to the kernel, so much of that is fresh pages again and again.
+With large blocks served from the heap and up to ``keep_mb`` of free memory kept, they reuse
+pages the process already has. The price is a resident size that stays up to ``keep_mb``
+above what is live after a peak.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ def test_each_segment_gets_its_values_and_each_value_its_position_and_time(seed:
         a, b = int(seg.start[k]), int(seg.end[k])
         assert np.array_equal(seg.values[a:b], values)
         assert [res.event(i) for i in range(a, b)] == list(zip(pos.tolist(), ts.tolist(), strict=True))
-    # a chunk copied whole brings values no segment uses, but never a range twice
+    # at most every chunk whole and every range besides (a chunk copied whole brings unused values)
     assert seg.values.shape[0] <= sum(c.values.shape[0] for c, _, _ in made) + sum(len(a[1]) for a in added)
 
 

@@ -89,14 +89,15 @@ def _room(size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     if kept is not None and kept[0].shape[0] >= tokens and kept[3].shape[0] >= size + 2:
         return kept
     if size > _ROOM_MAX:
-        tokens_room, skel_room = tokens, size + 2
-    else:  # some headroom, so a slightly larger batch does not allocate again
-        tokens_room, skel_room = tokens + tokens // 4, size + 2 + size // 4
-    made = (np.empty(tokens_room, np.float64), np.empty(tokens_room, np.uint8), np.empty((tokens_room, 2), np.int64),
-            np.empty(skel_room, np.uint8))  # fmt: skip
-    if size <= _ROOM_MAX:
-        _ROOM.arrays = made
+        return _token_arrays(tokens, size + 2)
+    # some headroom, so a slightly larger batch does not allocate again
+    made = _ROOM.arrays = _token_arrays(tokens + tokens // 4, size + 2 + size // 4)
     return made
+
+
+def _token_arrays(tokens: int, skel: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return (np.empty(tokens, np.float64), np.empty(tokens, np.uint8), np.empty((tokens, 2), np.int64),
+            np.empty(skel, np.uint8))  # fmt: skip
 
 
 def rebuild(skeleton: bytes) -> bytes:

@@ -26,7 +26,7 @@ from .bank_labels import LabelIntake
 from .bank_state import BankState
 from .columns import BatchFeeds, Layout, kind_of, numeric_column
 from .config import EngineConfig, MonitorSettings, VariantRule
-from .feeds import Chunk, Feed
+from .feeds import Chunk
 from .join import Column, JoinStats, LabelJoin
 from .monitor import OUTCOME_ROLES, Key, Monitor, Signal, missing_profile
 from .page_hinkley import PageHinkleyPool
@@ -383,7 +383,7 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
             sig.seen += n - start
             feeds.changepoints(mon, sig, chunk, lo + start, lo + n)
             if sig.psi is not None:
-                feeds.psi_num.setdefault(sig.psi_pool, Feed()).add(sig.psi, chunk, lo + start, lo + n, (mon, sig))
+                feeds.psi(mon, sig, chunk, lo + start, lo + n)
 
     def _feed_categorical(
         self, mon: Monitor, sig: Signal, col: list[Any], pos: np.ndarray, ts: np.ndarray, feeds: BatchFeeds
@@ -397,7 +397,7 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
             assert sig.profile is not None
             sig.seen += len(col) - start
             chunk = Chunk(sig.profile.encode(col[start:]), pos[start:], ts[start:])
-            feeds.psi_cat.setdefault(sig.psi_pool, Feed(np.int64)).add(sig.psi, chunk, 0, len(col) - start, (mon, sig))
+            feeds.psi(mon, sig, chunk, 0, len(col) - start)
 
     def _add_signal(self, mon: Monitor, name: str, role: str, source: str, kind: str, at: int) -> None:
         sig = Signal(name, role, source, kind, at)  # type: ignore[arg-type]

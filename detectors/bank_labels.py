@@ -48,7 +48,7 @@ class LabelIntake(BankPart):
                 continue
             wrong = None
             if self._candidates.get(pair):  # the indicator once, for both uses
-                wrong = _wrong(outcomes.predictions, outcomes.labels)
+                wrong = _wrong(outcomes.prediction_values(), outcomes.labels)
                 compared.append((pair, outcomes, wrong))
             for variant, idx in outcomes.by_variant().items():
                 mon = self.monitors.get((*pair, variant))
@@ -111,14 +111,15 @@ class LabelIntake(BankPart):
         ts = outcomes.label_ts
         mon.mark(pos, ts, outcomes=True)
         mon.joined += n
-        labels, preds = outcomes.labels, outcomes.predictions
+        labels, preds = outcomes.labels, outcomes.predictions  # preds: a float array or a list
         sigs = mon.signals
         if "label" not in sigs:
             self._add_signal(mon, "label", "label", "", kind_of(labels), p0)
         if "error" not in sigs and "abs_error" not in sigs:
             task = mon.settings.labels.task
             if task == "auto":
-                task = "classification" if any(type(v) in (str, bool) for v in (*labels, *preds)) else "regression"
+                values = (*labels, *outcomes.prediction_values())
+                task = "classification" if any(type(v) in (str, bool) for v in values) else "regression"
             name = "error" if task == "classification" else "abs_error"
             self._add_signal(mon, name, name, "", "numeric", p0)
         lab = sigs["label"]
@@ -130,7 +131,7 @@ class LabelIntake(BankPart):
             lab.s_count += n
             self._feed_categorical(mon, lab, labels, pos, ts, feeds)
         if "error" in sigs:
-            err = _wrong(preds, labels) if wrong is None else wrong
+            err = _wrong(outcomes.prediction_values(), labels) if wrong is None else wrong
             self._outcome_values(mon, sigs["error"], Chunk(err, pos, ts), feeds)
         else:
             p_num, bad_p = numeric_column(preds)
@@ -141,10 +142,14 @@ class LabelIntake(BankPart):
     def _outcome_values(self, mon: Monitor, sig: Signal, chunk: Chunk, feeds: BatchFeeds) -> None:
         values = chunk.values
         n = values.shape[0]
-        k = int(np.count_nonzero(np.isnan(values)))
+        total = float(values.sum())
+        k = 0
+        if total != total:  # NaN: some are missing (the values are finite or NaN)
+            k = int(np.count_nonzero(np.isnan(values)))
+            total = float(np.nansum(values))
         sig.s_count += n - k
         sig.s_missing += k
-        sig.s_sum += float(np.nansum(values) if k else values.sum())  # the same sum either way
+        sig.s_sum += total
         self._feed_numeric(mon, sig, chunk, 0, n, feeds)
 
     def _compare_errors(self, pair: tuple[str, str], outcomes: Outcomes, wrong: np.ndarray, out: BankOutput) -> None:

@@ -30,11 +30,15 @@ def _as_float(v: Any) -> float:
     return math.nan if v is None else float(v)
 
 
-def numeric_column(col: list[Any]) -> tuple[np.ndarray, int]:
+def numeric_column(col: list[Any] | np.ndarray) -> tuple[np.ndarray, int]:
     """Floats with NaN for missing (None, NaN, ±inf, non-numeric strings); also the count of
     strings that are not numbers. Numeric strings ("1.5") are read as numbers, the same as the
-    bank's whole-block conversion does, so a value never depends on its batch's other values."""
-    if _NUMERIC_TYPES.issuperset(map(type, col)):
+    bank's whole-block conversion does, so a value never depends on its batch's other values.
+    A float array (kept predictions) is taken as it is, copied."""
+    if isinstance(col, np.ndarray):
+        arr = col.astype(np.float64)
+        mismatches = 0
+    elif _NUMERIC_TYPES.issuperset(map(type, col)):
         arr = np.array(col, dtype=np.float64)  # None → NaN
         mismatches = 0
     else:
@@ -65,9 +69,21 @@ class BatchFeeds:
     def changepoints(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, hi: int) -> None:
         """ADWIN and Page-Hinkley input (the kernels skip NaN)."""
         if sig.adwin is not None:
-            self.adwin.setdefault(sig.adwin_pool, Feed()).add(sig.adwin, chunk, lo, hi, (mon, sig))
+            feed = self.adwin.get(sig.adwin_pool)
+            if feed is None:  # not setdefault: that would make a Feed on every call
+                feed = self.adwin[sig.adwin_pool] = Feed()
+            feed.add(sig.adwin, chunk, lo, hi, (mon, sig))
         if sig.ph is not None:
             self.ph.add(sig.ph, chunk, lo, hi, (mon, sig))
+
+    def psi(self, mon: Monitor, sig: Signal, chunk: Chunk, lo: int, hi: int) -> None:
+        """Windowed PSI input: values of a numeric signal, bin codes of a categorical one."""
+        assert sig.psi is not None
+        pools = self.psi_num if sig.kind == "numeric" else self.psi_cat
+        feed = pools.get(sig.psi_pool)
+        if feed is None:
+            feed = pools[sig.psi_pool] = Feed() if sig.kind == "numeric" else Feed(np.int64)
+        feed.add(sig.psi, chunk, lo, hi, (mon, sig))
 
 
 @dataclass(slots=True)

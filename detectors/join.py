@@ -195,6 +195,7 @@ class LabelJoin:
             end = done + take
             self.changed.add(seg.id)  # before a replaced row of its own is noted: its record is rewritten
             row = col.put(keys[done:end], checks[done:end], tss[done:end], preds[done:end])
+            seg.low = min(seg.low, int(tss[done:end].min()))
             first = seg.gen * SEGMENT_SIZE + row
             codes = np.arange(first, first + take, dtype=np.int64)
             old = self.table.put(salted[done:end], checks[done:end], codes)
@@ -206,14 +207,14 @@ class LabelJoin:
     def _salt(self, variant: str) -> int:
         return salt(self.variants.index(variant))
 
-    def _by_segment(self, codes: np.ndarray) -> Iterable[tuple[Segment, np.ndarray, np.ndarray | slice]]:
+    def _by_segment(self, codes: np.ndarray) -> list[tuple[Segment, np.ndarray, np.ndarray | slice]]:
         """(segment, rows, positions in ``codes``) of row codes, one segment at a time."""
         lo, hi = int(codes.min()) >> _GEN_SHIFT, int(codes.max()) >> _GEN_SHIFT
         if lo == hi:  # the common case
-            return ((self.by_gen[lo], codes - lo * SEGMENT_SIZE, slice(None)),)
+            return [(self.by_gen[lo], codes - lo * SEGMENT_SIZE, slice(None))]
         gens = codes >> _GEN_SHIFT
         rows = codes & (SEGMENT_SIZE - 1)
-        return ((self.by_gen[g], rows[at], at) for g in range(lo, hi + 1) if len(at := np.flatnonzero(gens == g)))
+        return [(self.by_gen[g], rows[at], at) for g in range(lo, hi + 1) if len(at := np.flatnonzero(gens == g))]
 
     def _kill(self, variant: str, codes: np.ndarray, note: bool) -> None:
         """Mark the rows of these codes dead; with ``note``, note them in the segments whose
@@ -228,22 +229,31 @@ class LabelJoin:
         if note and seg.id not in self.changed:
             seg.removed.extend(zip(col.keys[rows].tolist(), repeat(variant)))
 
-    def _take_rows(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """(event times, predictions) of the rows of these codes, which labels took: now dead,
-        and noted in the segments whose records have them."""
-        parts = list(self._by_segment(codes))
+    def _take_rows(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[Any]]:
+        """(event times, predictions as ``Column.values`` gives them) of the rows of these codes,
+        which labels took: now dead, and noted in the segments whose records have them."""
+        parts = self._by_segment(codes)
         if len(parts) == 1:
             seg, rows, _ = parts[0]
             col = seg.entries[variant]
-            out = col.ts[rows], col.predictions(rows)
+            out = col.ts[rows], col.values(rows)
         else:
             ts = np.empty(len(codes), np.int64)
-            preds: list[Any] = [None] * len(codes)
+            got = []
             for seg, rows, at in parts:
                 col = seg.entries[variant]
                 ts[at] = col.ts[rows]
-                for i, p in zip(at.tolist(), col.predictions(rows), strict=True):  # type: ignore[union-attr]
-                    preds[i] = p
+                got.append((at, col.values(rows)))
+            preds: np.ndarray | list[Any]
+            if all(type(v) is np.ndarray for _, v in got):
+                preds = np.empty(len(codes), np.float64)
+                for at, v in got:
+                    preds[at] = v
+            else:
+                preds = [None] * len(codes)
+                for at, v in got:
+                    for i, p in zip(at.tolist(), v.tolist() if type(v) is np.ndarray else v, strict=True):  # type: ignore[union-attr]
+                        preds[i] = p
             out = ts, preds
         for seg, rows, _ in parts:
             self._kill_rows(seg, variant, rows, note=True)
@@ -299,8 +309,13 @@ class LabelJoin:
             max_pending = self.settings.max_pending
             horizon = self.watermark - int(self.settings.ttl_s * 1000)
             over = self.size - max_pending if len(self.segments) * SEGMENT_SIZE > max_pending else 0
-            first = self.segments[0].entries.values()  # the oldest live row of each is the first to go
-            if self.emptied or over > 0 or any(c.live and c.ts[int(c.alive.argmax())] < horizon for c in first):
+            first = self.segments[0]  # the oldest live row of each column is the first to go
+            if (
+                self.emptied
+                or over > 0
+                or (first.low < horizon and any(c.live and c.ts[int(c.alive.argmax())] < horizon
+                                                for c in first.entries.values()))
+            ):  # fmt: skip
                 evicted, expired = self._forget(over, horizon)
                 stats.evicted += evicted
                 stats.expired += expired
@@ -330,7 +345,7 @@ class LabelJoin:
             if age.max() > ttl:  # the late ones count, without an outcome
                 ok = age <= ttl
                 sel = ok.tolist()
-                preds = [p for p, k in zip(preds, sel, strict=True) if k]
+                preds = preds[ok] if type(preds) is np.ndarray else [p for p, k in zip(preds, sel, strict=True) if k]
                 labels = [lab for lab, k in zip(labels, sel, strict=True) if k]
                 age, pts, lts = age[ok], pts[ok], lts[ok]
                 stats.late += stop - len(labels)
@@ -346,7 +361,8 @@ class LabelJoin:
             at = np.flatnonzero(codes[:, order] >= 0)
             if not len(at):
                 continue
-            pts, preds = self._take_rows(v, codes[at, order])
+            pts, taken = self._take_rows(v, codes[at, order])
+            preds = taken.tolist() if type(taken) is np.ndarray else taken
             age = lts[at] - pts
             ok = age <= ttl
             if ok.all():  # the common case: every one within the TTL
@@ -468,6 +484,8 @@ class LabelJoin:
             rows = col.live_rows()
             lost = self.table.put(col.keys[rows] ^ self._salt(variant), col.checks[rows], rows + gen * SEGMENT_SIZE)
             seg.entries[variant] = col
+            if col.rows:
+                seg.low = min(seg.low, int(col.ts[: col.rows].min()))
             if lost.max(initial=-1) >= 0:  # the same request kept in two segments: the newer wins
                 self._kill(variant, lost[lost >= 0], note=False)
         if seg is self.segments[-1]:  # a record newer than the head (not committed with it)

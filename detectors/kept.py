@@ -21,6 +21,7 @@ __all__ = ["SEGMENT_SIZE", "Column", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column); a power of 2
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
+_NO_TS = 2**63 - 1
 _BUSY = SEGMENT_SIZE // 4  # a put of this many rows or more grows the column to SEGMENT_SIZE at once
 
 
@@ -106,6 +107,11 @@ class Column:
             return preds[rows].tolist()  # type: ignore[no-any-return]
         return [preds[r] for r in rows.tolist()]
 
+    def values(self, rows: np.ndarray) -> np.ndarray | list[Any]:
+        """The predictions of rows: a float array when all are floats, else Python values."""
+        preds = self.preds
+        return preds[rows] if type(preds) is np.ndarray else [preds[r] for r in rows.tolist()]
+
     def live_rows(self) -> np.ndarray:
         return np.flatnonzero(self.alive[: self.rows])
 
@@ -137,8 +143,7 @@ class Column:
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | list[Any]]:
         """(keys, checks, event times, predictions) of the live rows, oldest first."""
         rows = self.live_rows()
-        preds = self.preds[rows] if type(self.preds) is np.ndarray else self.predictions(rows)
-        return self.keys[rows], self.checks[rows], self.ts[rows], preds
+        return self.keys[rows], self.checks[rows], self.ts[rows], self.values(rows)
 
     @classmethod
     def of(cls, keys: np.ndarray, checks: np.ndarray, ts: np.ndarray, preds: Sequence[Any] | np.ndarray) -> Column:
@@ -162,6 +167,8 @@ class Segment:
     entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
     removed: list[tuple[int, str]] = field(default_factory=list)  # (key, variant) taken since its record was written
     rent: int = 0  # notes written with the join's record since this segment's own was
+    # no row of it is older (event time): a cheap test before looking for expired rows
+    low: int = field(default=_NO_TS, compare=False)
 
     def __len__(self) -> int:
         return sum(map(len, self.entries.values()))

@@ -5,6 +5,9 @@ signals as columns: building a tuple per pair only to take it apart again was wa
 memory, the labels benchmark's settle step took 69 ms for its 60k pairs with columns, 80 ms
 with tuples). Drains therefore give columns; ``rows()`` gives the tuples for inspection and
 tests.
+
+Predictions kept as floats leave as a float array (``Column.values``), not a list: the label
+signals read them as numbers, so a list would only be made to be converted back.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Outcomes:
     """Joined pairs in the order they leave the join: column ``i`` of each is pair ``i``."""
 
     variants: list[str] = field(default_factory=list)
-    predictions: list[Any] = field(default_factory=list)
+    predictions: list[Any] | np.ndarray = field(default_factory=list)  # a float64 array, or Python values
     labels: list[Any] = field(default_factory=list)
     predicted_ts: np.ndarray = field(default_factory=lambda: _NO_TS)
     label_ts: np.ndarray = field(default_factory=lambda: _NO_TS)
@@ -43,14 +46,21 @@ class Outcomes:
         return len(self.labels)
 
     def rows(self) -> list[Outcome]:
-        return list(map(Outcome, self.variants, self.predictions, self.labels, self.predicted_ts.tolist(),
+        return list(map(Outcome, self.variants, self.prediction_values(), self.labels, self.predicted_ts.tolist(),
                         self.label_ts.tolist()))  # fmt: skip
+
+    def prediction_values(self) -> list[Any]:
+        """The predictions as Python values (floats stay floats, ints ints)."""
+        preds = self.predictions
+        return preds.tolist() if isinstance(preds, np.ndarray) else preds
 
     def take(self, idx: list[int]) -> Outcomes:
         """The pairs at ``idx``, in that order."""
         at = np.array(idx, np.int64)
-        return Outcomes([self.variants[i] for i in idx], [self.predictions[i] for i in idx],
-                        [self.labels[i] for i in idx], self.predicted_ts[at], self.label_ts[at])  # fmt: skip
+        preds = self.predictions
+        taken = preds[at] if isinstance(preds, np.ndarray) else [preds[i] for i in idx]
+        return Outcomes([self.variants[i] for i in idx], taken, [self.labels[i] for i in idx], self.predicted_ts[at],
+                        self.label_ts[at])  # fmt: skip
 
     def by_variant(self) -> dict[str, list[int]]:
         """The pairs' indices per variant, in order (the variants in order of first pair)."""

@@ -97,6 +97,22 @@ def test_unmatched_expired_evicted_and_late_are_counted() -> None:
     assert (st.late, st.joined) == (2, 1) and st.delays_ms[-1] == 9_494
 
 
+def test_a_restored_join_expires_its_old_predictions_as_the_original_does() -> None:
+    """A restored segment knows how old its rows are (the quick test before looking for
+    expired rows reads it)."""
+    st, back_st = JoinStats(), JoinStats()
+    j = join(ttl_s=10)
+    note(j, [pred(f"r{i}", T0 + 1_000 * i, float(i)) for i in range(8)], "primary", st)
+    j.drain(st)
+    back = round_trip(j)
+    for k in (j, back):
+        note(k, [pred("late", T0 + 14_500, 0.5)], "primary", st if k is j else back_st)
+    j.drain(st)
+    back.drain(back_st)
+    assert st.expired == back_st.expired == 5  # r0..r4: more than 10 s before the newest
+    assert back.pending == j.pending
+
+
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
     j, st = LabelJoin(LabelSettings(wait_s=30)), JoinStats()
     note(j, [pred("r0", T0)], "primary", st)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +104,21 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
             self._ingest(mon, evs[a:b], ts[a:b], feeds)
             touched.append((mon, int(ts[b - 1])))
             self._dirty.add(key)
+        tracked = []
         for blk in blocks:
-            mon = self.monitors[(blk.model, blk.stage, blk.variant)]
+            key = (blk.model, blk.stage, blk.variant)
+            mon = self.monitors.get(key)
+            if mon is None:  # a new key (see _fit)
+                mon = self._create(key)
+                if mon is None:
+                    self.stats.untracked_events += len(blk)
+                    continue
+                self._discover_block(mon, blk)
             self._ingest_block(mon, blk, feeds)
-            self._dirty.add(mon.key)
+            self._dirty.add(key)
             self.stats.column_events += len(blk)
+            tracked.append(blk)
+        blocks = tracked
         joins: set[tuple[str, str]] = set()  # the stages whose joins this batch drains
         self._queue_label_blocks(label_blocks, joins)
         if labels:
@@ -191,22 +201,49 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
 
     def _discover(self, mon: Monitor, evs: list[Any], feats: list[dict[str, Any]], at: int) -> None:
         """Create signals for features, prediction and latency seen for the first time."""
+
+        def prediction_kind() -> str | None:
+            preds = [e.prediction for e in evs if e.prediction is not None]
+            return kind_of(preds) if preds else None
+
+        self._new_signals(mon, set().union(*feats), lambda name: kind_of([f.get(name) for f in feats]),
+                          prediction_kind, lambda: any(e.latency_ms is not None for e in evs), at)  # fmt: skip
+
+    def _discover_block(self, mon: Monitor, blk: Any) -> None:
+        """A new monitor's signals from its first column block, as :meth:`_discover` would find
+        them in the block's events: a block's text features hold only strings (categorical),
+        its other features numbers or nulls, its predictions numbers or nulls, and its
+        latencies numbers. Decoding the block instead cost ~10 µs per event, a first block of
+        each of the labels benchmark's 60 keys 0.15-0.3 s of a run."""
+        text = blk.text
+
+        def prediction_kind() -> str | None:
+            return None if blk.prediction is None or np.isnan(blk.prediction).all() else "numeric"
+
+        self._new_signals(mon, blk.names, lambda name: "categorical" if name in text else "numeric",
+                          prediction_kind, lambda: blk.latency is not None, mon.position)  # fmt: skip
+        mon.layout = Layout.of(mon)
+
+    def _new_signals(
+        self, mon: Monitor, names: Iterable[str], kind: Callable[[str], str], prediction_kind: Callable[[], str | None],
+        latency: Callable[[], bool], at: int,
+    ) -> None:  # fmt: skip
+        """Signals for the features among ``names`` (``kind``: of a feature's values), the
+        prediction and the latency that the monitor selects and does not have yet."""
         sel = mon.settings.signals
-        for name in sorted(set().union(*feats)):
+        for name in sorted(names):
             if f"feature:{name}" in mon.signals or name in sel.exclude:
                 continue
             if sel.features is not None and name not in sel.features:
                 continue
-            kind = kind_of([f.get(name) for f in feats])
-            self._add_signal(mon, f"feature:{name}", "feature", name, kind, at)
+            self._add_signal(mon, f"feature:{name}", "feature", name, kind(name), at)
             if sel.missing:
                 self._add_signal(mon, f"missing:{name}", "missing", name, "numeric", at)
         if sel.prediction and "prediction" not in mon.signals:
-            preds = [e.prediction for e in evs if e.prediction is not None]
-            if preds:
-                kind = kind_of(preds)
-                self._add_signal(mon, "prediction", "prediction", "", kind, at)
-        if sel.latency and "latency_ms" not in mon.signals and any(e.latency_ms is not None for e in evs):
+            pred_kind = prediction_kind()
+            if pred_kind is not None:
+                self._add_signal(mon, "prediction", "prediction", "", pred_kind, at)
+        if sel.latency and "latency_ms" not in mon.signals and latency():
             self._add_signal(mon, "latency_ms", "latency", "", "numeric", at)
         mon.layout = None
 
@@ -250,18 +287,32 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
         return out
 
     def _fit(self, events: Sequence[Any], blocks: Sequence[Any]) -> tuple[Sequence[Any], list[Any]]:
-        """Blocks whose monitor can take columns as they are; the others' events join ``events``."""
+        """Blocks whose monitor can take columns as they are, or whose key is new (its monitor
+        is made from the block: :meth:`_discover_block`); the others' events join ``events``."""
         fit: list[Any] = []
         decoded: list[Any] = []
         for blk in blocks:
+            if blk.has_request_ids and not blk.exact_predictions():
+                decoded.extend(blk.events())
+                continue
             mon = self.monitors.get((blk.model, blk.stage, blk.variant))
-            lay = None if mon is None or self.config.variants else mon.layout
+            if self.config.variants:  # variant comparisons take whole events
+                lay = None
+            elif mon is None:
+                if len(set(blk.names)) == len(blk.names):
+                    fit.append(blk)
+                else:
+                    decoded.extend(blk.events())
+                continue
+            else:
+                lay = mon.layout
+                if lay is None:  # restored: its signals are known
+                    lay = mon.layout = Layout.of(mon)
             if (
                 lay is None
                 or lay.rows_of(blk.names, blk.text) is None
                 or (lay.watch_prediction and blk.prediction is not None and not np.isnan(blk.prediction).all())
                 or (lay.watch_latency and blk.latency is not None)
-                or (blk.has_request_ids and not blk.exact_predictions())
             ):
                 decoded.extend(blk.events())
             else:
@@ -319,7 +370,9 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
         pos = self._start(mon, blk.ts, blk.version)
         n = len(blk)
         if lay.numeric_rows:
-            rows = [blk.values[lay.rows_of(blk.names, blk.text)]]
+            at = lay.rows_of(blk.names, blk.text)
+            assert at is not None  # _fit checked it, or the monitor was made from this block
+            rows = [blk.values[at]]
             for attr in lay.numeric_extras:
                 col = blk.prediction if attr == "prediction" else blk.latency
                 rows.append((np.full(n, np.nan) if col is None else col)[None, :])

@@ -74,13 +74,24 @@ def labels_of(values: list[bytes], batch: int) -> dict[int, list[LabelEvent]]:
     return out
 
 
-def run(values: list[bytes], cfg: dict[str, Any], batch: int, blocks: bool) -> tuple[list[Any], MonitorBank]:
+def run(
+    values: list[bytes], cfg: dict[str, Any], batch: int, blocks: bool, restore_at: int = -1,
+    columns: list[int] | None = None,
+) -> tuple[list[Any], MonitorBank]:  # fmt: skip
+    """``restore_at``: before that batch, the bank's state moves to a new bank (a rebalance).
+    ``columns`` gets each batch's count of events that took the column path."""
     bank = MonitorBank(EngineConfig.from_mapping(cfg), wall_clock_ms=lambda: 0)
     docs: list[Any] = []
     labels = labels_of(values, batch)
     for lo in range(0, len(values), batch):
+        if lo == restore_at * batch:
+            fresh = MonitorBank(EngineConfig.from_mapping(cfg), wall_clock_ms=lambda: 0)
+            for key in sorted(bank.take_dirty() | set(bank.monitors)):
+                fresh.restore(bank.snapshot(key))
+            bank = fresh
         chunk = values[lo : lo + batch]
         labs = labels.get(lo // batch, [])
+        before = bank.stats.column_events
         if blocks:
             found, owner = decode_blocks(chunk, np.full(len(chunk), -1, np.int64))
             decoded = [(i, decode(chunk[i])) for i in np.flatnonzero(owner < 0).tolist()]
@@ -92,6 +103,8 @@ def run(values: list[bytes], cfg: dict[str, Any], batch: int, blocks: bool) -> t
             out = bank.process(evs, [], blks, settle_labels(lfound, [])[1])
         else:
             out = bank.process([decode(v) for v in chunk], labs)
+        if columns is not None:
+            columns.append(bank.stats.column_events - before)
         docs += out.alerts + out.summaries
     return docs, bank
 
@@ -135,6 +148,37 @@ def test_blocks_and_events_give_the_same_result(cfg: dict[str, Any]) -> None:
     b.stats.column_events, taken = 0, b.stats.column_events
     assert a.stats == b.stats
     assert (taken > 0) == ("variants" not in cfg)  # variant comparisons need whole events
+
+
+@pytest.mark.parametrize("labels", [False, True], ids=["plain", "labels-always"])
+def test_blocks_after_a_restore_give_the_same_result(labels: bool) -> None:
+    """A restored monitor has no layout yet: its first block builds it from its signals."""
+    cfg: dict[str, Any] = {"defaults": {**BASE, "labels": {"join": "always"}} if labels else BASE}
+    values = traffic(6_000, 5)
+    want, a = run(values, cfg, 500, blocks=False)
+    restored: list[int] = []
+    got, b = run(values, cfg, 500, blocks=True, restore_at=5, columns=restored)
+    assert per_key(got) == per_key(want)
+    for key in a.monitors:
+        assert a.snapshot(key) == b.snapshot(key), key
+    plain: list[int] = []
+    run(values, cfg, 500, blocks=True, columns=plain)
+    assert restored == plain and sum(plain[5:]) > len(values) // 4  # none decoded for the restore
+
+
+def test_a_new_key_past_the_monitor_cap_is_counted_from_its_block() -> None:
+    """A new key's block makes its monitor without being decoded; past ``max_series`` its
+    events count as untracked, as whole events would."""
+    cfg = {"defaults": BASE, "limits": {"max_series": 20}}
+    # not m5: its events with a string take the whole-event path, so they come first in their
+    # batch, and which keys fit under the cap would follow the path
+    values = [v for i, v in enumerate(traffic(3_000, 6)) if i % 6 != 5]
+    want, a = run(values, cfg, 500, blocks=False)
+    got, b = run(values, cfg, 500, blocks=True)
+    assert per_key(got) == per_key(want)
+    assert 0 < len(a.monitors) < 6 and a.monitors.keys() == b.monitors.keys()
+    assert a.stats.untracked_events == b.stats.untracked_events > 0
+    assert a.stats.untracked_keys == b.stats.untracked_keys
 
 
 def test_most_ordinary_events_take_the_column_path() -> None:

@@ -227,7 +227,7 @@ class LabelJoin:
         col.kill(rows)
         self.emptied |= not col.live
         if note and seg.id not in self.changed:
-            seg.removed.extend(zip(col.keys[rows].tolist(), repeat(variant)))
+            seg.removed.add(col.keys[rows], variant)
 
     def _take_rows(self, variant: str, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray | list[Any]]:
         """(event times, predictions as ``Column.values`` gives them) of the rows of these codes,
@@ -474,9 +474,7 @@ class LabelJoin:
         seg = self.by_gen.get(gen)
         if seg is None or seg.id != seg_id:
             return False
-        notes: dict[str, list[int]] = {}
-        for key, variant in seg.removed:  # taken after the record was written
-            notes.setdefault(variant, []).append(key)
+        notes = seg.removed.by_variant()  # taken after the record was written
         for variant, col in entries.items():
             if variant in notes:
                 rows = col.live_rows()

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .kept import Column, Segment
+from .kept import Column, Notes, Segment
 from .keys import request_key, request_keys
 from .snapshot import get_times, put_times
 from .waiting import Inline, Waiting
@@ -41,10 +41,11 @@ def head_record(join: LabelJoin) -> tuple[dict[str, Any], dict[str, np.ndarray]]
     labels = q.labels[q.front :]
     inline = [[i, *q.inline[q.front + i]] for i in np.flatnonzero(~plain).tolist()]  # type: ignore[misc]
     meta["waiting"] = {"labels": labels, "inline": inline}
-    notes = [n for s in join.segments for n in s.removed]
-    nk = np.array([k for k, _ in notes], np.int64)
-    nv = np.array([join.variants.index(v) for _, v in notes], np.uint8 if len(join.variants) < 256 else np.int64)
-    arrays = {"wk": keys, "wc": checks.astype(np.uint32), "nk": nk, "nv": nv}
+    noted = [s.removed.arrays(join.variants) for s in join.segments if s.removed]
+    nk = np.concatenate([k for k, _ in noted]) if noted else np.empty(0, np.int64)
+    nv = np.concatenate([v for _, v in noted]) if noted else np.empty(0, np.int64)
+    arrays = {"wk": keys, "wc": checks.astype(np.uint32), "nk": nk,
+              "nv": nv.astype(np.uint8 if len(join.variants) < 256 else np.int64)}  # fmt: skip
     put_times(arrays, "wt", "wtb", lts)
     return meta, arrays
 
@@ -76,9 +77,10 @@ def read_head(join: LabelJoin, meta: dict[str, Any], arrays: dict[str, np.ndarra
     join.watermark = int(meta["watermark"])
     join.variants = [str(v) for v in meta["variants"]]
     if "nk" in arrays:
-        notes = list(zip(arrays["nk"].tolist(), [join.variants[v] for v in arrays["nv"].tolist()], strict=True))
+        nk, nv = arrays["nk"], arrays["nv"]
         at = np.cumsum([0] + [n for _, _, n in meta["segments"]]).tolist()
-        join.segments = [Segment(int(i), int(g), {}, notes[at[j] : at[j + 1]])
+        join.segments = [Segment(int(i), int(g), {}, Notes.from_arrays(nk[at[j] : at[j + 1]], nv[at[j] : at[j + 1]],
+                                                                         join.variants))
                          for j, (i, g, _) in enumerate(meta["segments"])]  # fmt: skip
     else:  # before request keys: each segment's notes as request ids and variant indices
         join.segments = [
@@ -86,7 +88,7 @@ def read_head(join: LabelJoin, meta: dict[str, Any], arrays: dict[str, np.ndarra
                 int(i),
                 int(g),
                 {},
-                [(request_key(str(k))[0], join.variants[v]) for k, v in zip(ks, vs, strict=True)],
+                Notes.of((request_key(str(k))[0], join.variants[v]) for k, v in zip(ks, vs, strict=True)),
             )
             for i, g, ks, vs in meta["segments"]
         ]

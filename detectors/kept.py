@@ -11,13 +11,14 @@ that are not all floats (classes as strings, ints, booleans) fall back to a list
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
 
-__all__ = ["SEGMENT_SIZE", "Column", "Segment"]
+__all__ = ["SEGMENT_SIZE", "Column", "Notes", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column); a power of 2
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
@@ -141,7 +142,11 @@ class Column:
         return gone
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | list[Any]]:
-        """(keys, checks, event times, predictions) of the live rows, oldest first."""
+        """(keys, checks, event times, predictions) of the live rows, oldest first (views of
+        the columns when every row is live: a segment written as it fills)."""
+        if self.live == self.rows:
+            n = self.rows
+            return self.keys[:n], self.checks[:n], self.ts[:n], self.preds[:n]
         rows = self.live_rows()
         return self.keys[rows], self.checks[rows], self.ts[rows], self.values(rows)
 
@@ -152,6 +157,68 @@ class Column:
         if len(keys):
             col.put(keys, checks, ts, preds if isinstance(preds, np.ndarray) else list(preds))
         return col
+
+
+class Notes:
+    """(request key, variant) of the rows labels took since a segment's record was written, kept
+    as the key arrays the takes gave: a head record writes them as arrays, with no Python step
+    per note (as a list of tuples, building the labels benchmark's head records took ~50 µs
+    each, most of it on the notes)."""
+
+    __slots__ = ("_keys", "_variants", "count")
+
+    def __init__(self) -> None:
+        self._keys: list[np.ndarray] = []
+        self._variants: list[str] = []
+        self.count = 0
+
+    @classmethod
+    def of(cls, pairs: Iterable[tuple[int, str]]) -> Notes:
+        """Notes of (key, variant) pairs given one at a time."""
+        notes = cls()
+        for key, variant in pairs:
+            notes.add(np.array([key], np.int64), variant)
+        return notes
+
+    @classmethod
+    def from_arrays(cls, keys: np.ndarray, variants: np.ndarray, names: list[str]) -> Notes:
+        """Notes of :meth:`arrays`' form (variants as indices into ``names``)."""
+        notes = cls()
+        if len(keys):
+            cuts = np.flatnonzero(np.diff(variants)) + 1
+            for a, b in zip([0, *cuts.tolist()], [*cuts.tolist(), len(keys)], strict=True):
+                notes.add(keys[a:b].astype(np.int64), names[int(variants[a])])
+        return notes
+
+    def add(self, keys: np.ndarray, variant: str) -> None:
+        self._keys.append(keys)
+        self._variants.append(variant)
+        self.count += len(keys)
+
+    def arrays(self, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, variant indices into ``names``), in the order noted."""
+        if not self._keys:
+            return np.empty(0, np.int64), np.empty(0, np.int64)
+        which = np.array([names.index(v) for v in self._variants], np.int64)
+        return np.concatenate(self._keys), np.repeat(which, [len(k) for k in self._keys])
+
+    def by_variant(self) -> dict[str, np.ndarray]:
+        out: dict[str, list[np.ndarray]] = {}
+        for keys, variant in zip(self._keys, self._variants, strict=True):
+            out.setdefault(variant, []).append(keys)
+        return {v: np.concatenate(ks) for v, ks in out.items()}
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for keys, variant in zip(self._keys, self._variants, strict=True):
+            yield from zip(keys.tolist(), repeat(variant))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Notes) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
 
 
 @dataclass(slots=True)
@@ -165,7 +232,7 @@ class Segment:
     id: int
     gen: int
     entries: dict[str, Column] = field(default_factory=dict)  # variant -> its predictions
-    removed: list[tuple[int, str]] = field(default_factory=list)  # (key, variant) taken since its record was written
+    removed: Notes = field(default_factory=Notes)  # taken since its record was written
     rent: int = 0  # notes written with the join's record since this segment's own was
     # no row of it is older (event time): a cheap test before looking for expired rows
     low: int = field(default=_NO_TS, compare=False)
@@ -175,5 +242,5 @@ class Segment:
 
     def written(self) -> None:
         """Its record is being written anew: the notes and their rent start over."""
-        self.removed = []
+        self.removed = Notes()
         self.rent = 0

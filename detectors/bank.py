@@ -73,7 +73,7 @@ class MonitorBank(LabelIntake, AlertLifecycle, BankState):
         """Update every monitor with a batch of decoded events (in stream order) and labels
         (in arrival order; see ``detectors.join``). ``blocks`` (``schemas.EventBlock``) carry
         further events as columns, one key each, none of them a key of ``events``; a block that
-        needs whole events (a new monitor, a new feature, variant comparisons) is decoded.
+        needs whole events (a new feature, variant comparisons) is decoded.
         ``label_blocks`` (``schemas.LabelBlock``) carry further labels as columns, one stage
         each, queued before ``labels``."""
         if blocks:

@@ -109,7 +109,7 @@ class EventBlock:
     ``values`` is (features, events) in ``names`` order; ``prediction`` and ``latency`` are
     per event (NaN: null) or None when the template has no such field. ``rows`` are the
     events' indices in the batch. :meth:`events` decodes them one by one, for the paths that
-    need whole events (a new monitor, variant comparisons)."""
+    need whole events (a new feature, variant comparisons)."""
 
     __slots__ = ("_buf", "_fallback", "_max_bytes", "_pred_kinds", "_raws", "_rid_keys", "_rid_spans", "_text_spans",
                  "latency", "model", "names", "prediction", "rows", "stage", "text", "ts", "values", "variant",

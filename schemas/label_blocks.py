@@ -177,23 +177,24 @@ def decode_label_blocks(
     offs = np.array([[s.model, s.stage, -1] if s else [0, 0, -1] for s in shapes], np.int64)[tg]
     parts = np.where(offs >= 0, first[good][:, None] + offs, -1)
     _, reps, order, cuts = group_rows(sc, good, parts)
-    # every good label's value and request_id span, one template at a time, then cut by stage
-    vals: list[Any] = [None] * good.shape[0]
+    # every good label's value and request_id span in stage order, one template at a time,
+    # then cut by stage (values made in that order: no reordering of a list per label)
+    rows_all, offsets = good[order], cuts.tolist()
+    tgo = template[rows_all]
+    ordered: list[Any] = [None] * good.shape[0]
     rid_spans = np.empty((good.shape[0], 2), np.int64)
-    for t in np.unique(tg).tolist():
-        mine = np.flatnonzero(tg == t) if len(shapes) > 1 else np.arange(good.shape[0])
+    for t in np.unique(tgo).tolist():
+        mine = np.flatnonzero(tgo == t) if len(shapes) > 1 else np.arange(good.shape[0])
         shape = shapes[t]
         assert shape is not None
-        base = first[good[mine]]
+        base = first[rows_all[mine]]
         got = _values(shape, base, nums, kinds, buf, spans)
         if mine.shape[0] == good.shape[0]:
-            vals = got
+            ordered = got
         else:
             for i, v in zip(mine.tolist(), got, strict=True):
-                vals[i] = v
+                ordered[i] = v
         rid_spans[mine] = spans[base + shape.request_id]
-    ordered = [vals[i] for i in order.tolist()]
-    rid_spans, rows_all, offsets = rid_spans[order], good[order], cuts.tolist()
     blocks: list[LabelBlock] = []
     batch_keys = (sc.rid_keys, sc.rid_checks)
     for g in range(reps.shape[0]):

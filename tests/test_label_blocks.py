@@ -67,6 +67,16 @@ def test_common_labels_become_columns_per_stage_in_arrival_order() -> None:
     assert blocks[1].labels == ["fraud"] and blocks[1].ts.tolist() == [11]
 
 
+def test_labels_of_several_shapes_and_stages_keep_their_values() -> None:
+    """Two shapes (key orders) interleaved over two stages: each label keeps its own value."""
+    docs: list[dict[str, Any]] = []
+    for i in range(24):
+        doc = {"request_id": f"r{i}", "label": i, "ts": 100 + i, "model": "m", "stage": "st"[i % 3 == 0]}
+        docs.append(doc if i % 2 else dict(reversed(list(doc.items()))))
+    blocks, owner = check([json.dumps(d).encode() for d in docs], [9] * len(docs))
+    assert (owner >= 0).all() and sorted(lab for b in blocks for lab in b.labels) == list(range(24))
+
+
 @st.composite
 def labels(draw: st.DrawFn) -> bytes:
     """Mostly valid labels of a few shapes; now and then a wrong type, a damaged byte."""

@@ -22,7 +22,7 @@ __all__ = ["SEGMENT_SIZE", "Column", "Notes", "Segment"]
 
 SEGMENT_SIZE = 1024  # predictions kept per segment (so at most this many rows per column); a power of 2
 _FIRST = 64  # rows allocated at first; doubled up to SEGMENT_SIZE (a rare variant stays small)
-_NO_TS = 2**63 - 1
+_NO_TS = 2**63 - 1  # the oldest event time of a segment with no row yet
 _BUSY = SEGMENT_SIZE // 4  # a put of this many rows or more grows the column to SEGMENT_SIZE at once
 
 
@@ -203,6 +203,7 @@ class Notes:
         return np.concatenate(self._keys), np.repeat(which, [len(k) for k in self._keys])
 
     def by_variant(self) -> dict[str, np.ndarray]:
+        """The noted keys of each variant (to apply to an older record of the segment)."""
         out: dict[str, list[np.ndarray]] = {}
         for keys, variant in zip(self._keys, self._variants, strict=True):
             out.setdefault(variant, []).append(keys)

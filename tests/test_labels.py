@@ -113,6 +113,22 @@ def test_a_restored_join_expires_its_old_predictions_as_the_original_does() -> N
     assert back.pending == j.pending
 
 
+def test_notes_of_two_variants_apply_to_an_older_segment_record() -> None:
+    """Takes noted in the head record (not in the segment's own, written before them) come
+    back under their own variants."""
+    j, st = join(), JoinStats()
+    note(j, [pred(f"r{i}", T0 + i, float(i)) for i in range(20)], "primary", st)
+    note(j, [pred(f"r{i}", T0 + 20 + i, -float(i)) for i in range(10)], "shadow", st)
+    assert j.take_changed() == [0]
+    old = j.segment_state(0)  # the record a checkpoint wrote
+    j.labels([LabelEvent(f"r{i}", 1, T0 + 40) for i in (3, 12, 15)], st)  # r3 has a shadow prediction too
+    j.drain(st)
+    assert j.take_changed() == [] and len(j.segments[0].removed) == 4
+    back = LabelJoin.from_state(j.settings, *unpack(pack(*j.to_state())))
+    assert back.restore_segment(*LabelJoin.read_segment(*unpack(pack(*old))))
+    assert back.pending == j.pending and len(back.pending) == 26
+
+
 def test_auto_mode_keeps_predictions_only_after_a_first_label() -> None:
     j, st = LabelJoin(LabelSettings(wait_s=30)), JoinStats()
     note(j, [pred("r0", T0)], "primary", st)

@@ -239,20 +239,17 @@ class LabelJoin:
             out = col.ts[rows], col.values(rows)
         else:
             ts = np.empty(len(codes), np.int64)
-            got = []
-            for seg, rows, at in parts:
-                col = seg.entries[variant]
-                ts[at] = col.ts[rows]
-                got.append((at, col.values(rows)))
+            cols = [(at, seg.entries[variant], rows) for seg, rows, at in parts]
             preds: np.ndarray | list[Any]
-            if all(type(v) is np.ndarray for _, v in got):
+            if all(type(col.preds) is np.ndarray for _, col, _ in cols):
                 preds = np.empty(len(codes), np.float64)
-                for at, v in got:
-                    preds[at] = v
+                for at, col, rows in cols:
+                    ts[at], preds[at] = col.ts[rows], col.preds[rows]
             else:
                 preds = [None] * len(codes)
-                for at, v in got:
-                    for i, p in zip(at.tolist(), v.tolist() if type(v) is np.ndarray else v, strict=True):  # type: ignore[union-attr]
+                for at, col, rows in cols:
+                    ts[at] = col.ts[rows]
+                    for i, p in zip(at.tolist(), col.predictions(rows), strict=True):  # type: ignore[union-attr]
                         preds[i] = p
             out = ts, preds
         for seg, rows, _ in parts:

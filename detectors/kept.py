@@ -103,10 +103,8 @@ class Column:
 
     def predictions(self, rows: np.ndarray) -> list[Any]:
         """The predictions of rows, as Python values (floats stay floats, ints ints)."""
-        preds = self.preds
-        if type(preds) is np.ndarray:
-            return preds[rows].tolist()  # type: ignore[no-any-return]
-        return [preds[r] for r in rows.tolist()]
+        got = self.values(rows)
+        return got.tolist() if isinstance(got, np.ndarray) else got
 
     def values(self, rows: np.ndarray) -> np.ndarray | list[Any]:
         """The predictions of rows: a float array when all are floats, else Python values."""
